@@ -1,0 +1,26 @@
+# ECG Insight — `make run` starts the app, `make test` runs the tests. Both create .venv when missing.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PORT   ?= 8501
+
+.PHONY: run test bench clean-env
+
+$(VENV)/.stamp-run: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.stamp-dev: $(VENV)/.stamp-run requirements-dev.txt
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+run: $(VENV)/.stamp-run
+	$(PY) -m streamlit run streamlit_app.py --server.port $(PORT)
+
+test: $(VENV)/.stamp-dev
+	$(PY) -m pytest
+
+clean-env:
+	rm -rf $(VENV)

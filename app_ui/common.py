@@ -1,0 +1,194 @@
+"""Shared helpers of the Streamlit pages: the cached wrappers around ecg_core, the dataset picker, error guard.
+
+Pages stay thin: widgets -> a cached call here or in ecg_core -> a figure. Session state holds only user choices
+(keys prefixed by page, or ``app_`` for the shared ones).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from ecg_core import paths
+from ecg_core.errors import EcgCoreError
+
+DISCLAIMER = (
+    "**Research and education use only.** ECG Insight is not a medical device: its predictions and heatmaps "
+    "are not a diagnosis and must not guide the care of a patient."
+)
+
+DATASET_KEY = "app_dataset_root"
+DEMO_PER_CLASS = 25
+DEMO_SEED = 2026
+
+
+@contextlib.contextmanager
+def guard(action: str = "This step") -> Iterator[None]:
+    """Show library errors as a clear message (never a traceback) and stop the page."""
+    try:
+        yield
+    except EcgCoreError as e:
+        st.error(f"{action} failed: {e}")
+        st.stop()
+    except (OSError, ValueError) as e:
+        st.error(f"{action} failed: {type(e).__name__}: {e}")
+        st.stop()
+
+
+# ------------------------------------------------------------------------------------------------ dataset choice
+def _folder_signature(root: str) -> str:
+    """Cheap change detector for a folder tree: number of entries and newest modification time."""
+    n, newest = 0, 0.0
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        n += len(filenames)
+        with contextlib.suppress(OSError):
+            newest = max(newest, os.stat(dirpath).st_mtime)
+        if n > 200_000:
+            break
+    return f"{n}:{newest:.0f}"
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def _scan_cached(root: str, preset: str, signature: str) -> tuple[pd.DataFrame, dict]:
+    from ecg_core import dataset
+
+    df = dataset.scan(root, preset=preset)
+    return df, dict(df.attrs)
+
+
+def scan_dataset(root: str, preset: str = "cardiac-4") -> pd.DataFrame:
+    """Scan (cached until the folder changes) and return the index with its attrs restored."""
+    df, attrs = _scan_cached(root, preset, _folder_signature(root))
+    df = df.copy()
+    df.attrs.update(attrs)
+    return df
+
+
+def demo_dataset_ready() -> bool:
+    root = paths.demo_data_dir()
+    return (root / "synth_manifest.json").exists()
+
+
+def ensure_demo_dataset() -> Path | None:
+    """Generate the embedded synthetic demo dataset on first use; ``None`` while the generator is unavailable."""
+    root = paths.demo_data_dir()
+    if demo_dataset_ready():
+        return root
+    try:
+        from ecg_core import synth
+    except ImportError:
+        return None
+    with st.spinner("Creating the demo dataset (synthetic 12-lead reports, first run only)..."):
+        synth.generate_dataset(root, per_class=DEMO_PER_CLASS, seed=DEMO_SEED)
+    return root
+
+
+def dataset_choices() -> dict[str, str]:
+    """Label -> folder of the datasets the sidebar offers."""
+    choices: dict[str, str] = {"Demo: synthetic reports": str(paths.demo_data_dir())}
+    shared = paths.shared_data_dir()
+    for name, label in (("mendeley-dev", "Mendeley dev (real reports)"),
+                        ("mendeley-fullres-samples", "Mendeley full-res samples")):
+        if (shared / name).is_dir():
+            choices[label] = str(shared / name)
+    return choices
+
+
+def current_dataset() -> str:
+    """The folder chosen in the sidebar, or the demo dataset."""
+    root = st.session_state.get(DATASET_KEY)
+    if root:
+        return str(root)
+    demo = ensure_demo_dataset()
+    return str(demo) if demo else ""
+
+
+def dataset_sidebar() -> None:
+    """Sidebar widgets: pick a known dataset, type a folder path, or upload a zip of class folders."""
+    choices = dataset_choices()
+    options = list(choices) + ["Other folder...", "Upload a zip..."]
+    with st.sidebar:
+        st.subheader("Dataset")
+        pick = st.selectbox("Dataset", options, key="app_dataset_pick", label_visibility="collapsed")
+        if pick == "Other folder...":
+            typed = st.text_input("Folder with one sub-folder per class", key="app_dataset_path")
+            st.session_state[DATASET_KEY] = typed.strip()
+        elif pick == "Upload a zip...":
+            up = st.file_uploader("Zip of class folders", type=["zip"], key="app_dataset_zip")
+            if up is not None:
+                st.session_state[DATASET_KEY] = import_zip(up.getvalue(), up.name)
+        else:
+            if pick.startswith("Demo"):
+                ensure_demo_dataset()
+            st.session_state[DATASET_KEY] = choices[pick]
+        root = st.session_state.get(DATASET_KEY, "")
+        if root:
+            st.caption(f"`{root}`")
+
+
+def import_zip(data: bytes, name: str) -> str:
+    """Extract an uploaded zip into the uploads folder (one folder per archive content); returns the folder."""
+    from ecg_core.dataset import extract_zip
+
+    digest = hashlib.sha256(data).hexdigest()[:16]
+    dest = paths.uploads_dir() / f"zip-{digest}"
+    if dest.exists() and any(dest.iterdir()):
+        return str(dest)
+    try:
+        res = extract_zip(data, dest)
+    except EcgCoreError as e:
+        st.sidebar.error(f"{name}: {e}")
+        return ""
+    if res.skipped:
+        st.sidebar.warning(
+            f"{name}: {len(res.skipped)} entries were not imported, e.g. "
+            + "; ".join(f"{n} ({why})" for n, why in res.skipped[:3])
+        )
+    return str(res.root)
+
+
+def require_dataset() -> pd.DataFrame:
+    """The scanned index of the current dataset, or a clear message and stop."""
+    root = current_dataset()
+    if not root:
+        st.info("Choose a dataset folder in the sidebar (one sub-folder per class).")
+        st.stop()
+    with guard("Reading the dataset"):
+        index = scan_dataset(root)
+    if index.empty:
+        st.warning(
+            f"No images were found in `{root}`. A dataset is a folder with one sub-folder per class "
+            "(e.g. `Normal/`, `MI/`) holding JPEG, PNG, BMP or TIFF images."
+        )
+        skipped = index.attrs.get("skipped", [])
+        if skipped:
+            st.caption(f"{len(skipped)} other files were ignored, e.g. {skipped[0][0]} ({skipped[0][1]}).")
+        st.stop()
+    return index
+
+
+def thumbnail(path: str, width: int = 360):
+    """A small RGB thumbnail of an image file, or None when it cannot be read."""
+    return _thumbnail_cached(path, width)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _thumbnail_cached(path: str, width: int):
+    import cv2
+
+    from ecg_core.io import load_image
+
+    try:
+        img = load_image(path, draft_size=(width, width))
+    except EcgCoreError:
+        return None
+    h, w = img.rgb.shape[:2]
+    scale = width / w
+    return cv2.resize(img.rgb, (width, max(1, int(h * scale))), interpolation=cv2.INTER_AREA)

@@ -1,0 +1,93 @@
+"""Data page: counts per class, distinct images vs copies, duplicate groups, leak-free split and leakage check."""
+
+import streamlit as st
+
+from app_ui import common
+from ecg_core import dataset, viz
+
+st.title("🗂️ Data")
+index = common.require_dataset()
+report = dataset.audit(index)
+
+st.caption(f"Dataset `{index.attrs.get('root', '')}` · label preset `{index.attrs.get('preset', '')}`")
+c1, c2, c3, c4, c5 = st.columns(5)
+c1.metric("files", report.n_files)
+c2.metric("readable", report.n_readable)
+c3.metric("distinct images", report.n_distinct)
+c4.metric("duplicate groups", report.n_groups)
+c5.metric("groups with copies", report.n_groups_with_copies)
+
+if report.n_files and report.n_distinct < report.n_readable:
+    st.warning(
+        f"Only {report.n_distinct} of {report.n_readable} readable files are distinct images "
+        f"({report.n_readable - report.n_distinct} copies). A random file-level split would put copies of one "
+        "report on both sides; this app always splits by duplicate group."
+    )
+if len(report.cross_class_groups):
+    st.error(
+        f"{report.cross_class_groups['group'].nunique()} duplicate groups have copies in more than one class "
+        "folder: the same image carries two labels."
+    )
+    st.dataframe(report.cross_class_groups, hide_index=True)
+if report.n_unreadable:
+    with st.expander(f"⚠️ {report.n_unreadable} files could not be read", expanded=report.n_readable == 0):
+        st.dataframe(report.unreadable, hide_index=True, width="stretch")
+if report.skipped:
+    with st.expander(f"{len(report.skipped)} non-image files ignored"):
+        st.dataframe({"file": [s[0] for s in report.skipped], "reason": [s[1] for s in report.skipped]},
+                     hide_index=True)
+if report.unknown_folders:
+    st.warning(f"Folders that match no class of the preset (ignored for training): {', '.join(report.unknown_folders)}")
+if report.empty_class_folders:
+    st.warning(f"Class folders without any image: {', '.join(report.empty_class_folders)}")
+if report.n_readable == 0:
+    st.stop()
+
+left, right = st.columns([3, 2])
+left.plotly_chart(viz.class_counts_bar(report.per_class), width="stretch")
+right.dataframe(report.per_class.drop(columns=["class_id"]), hide_index=True, width="stretch")
+
+st.subheader("Duplicate groups")
+groups = dataset.duplicate_groups(index)
+if not groups:
+    st.success("No exact or near copies found: every image is distinct.")
+else:
+    labels = [f"group {int(g['group'].iloc[0])} · {len(g)} files · {', '.join(sorted(set(g['class_name'])))}"
+              for g in groups]
+    pick = st.selectbox("Group (largest first)", range(len(groups)), format_func=lambda i: labels[i],
+                        key="data_group")
+    members = groups[pick]
+    n_exact = members["sha256"].nunique()
+    st.caption(f"{len(members)} files, {n_exact} distinct file contents"
+               + (" (near copies: resized or re-encoded)" if n_exact > 1 else " (byte-identical copies)"))
+    cols = st.columns(min(4, len(members)))
+    for i, (_, m) in enumerate(members.head(8).iterrows()):
+        thumb = common.thumbnail(m["path"])
+        with cols[i % len(cols)]:
+            if thumb is not None:
+                st.image(thumb, caption=m["rel_path"], width="stretch")
+            else:
+                st.caption(f"{m['rel_path']} (cannot be shown)")
+
+st.subheader("Leak-free split")
+s1, s2, s3 = st.columns(3)
+seed = s1.number_input("seed", 0, 10_000, 0, key="data_seed")
+val = s2.slider("validation share", 0.0, 0.4, 0.15, 0.05, key="data_val")
+test = s3.slider("test share", 0.05, 0.4, 0.15, 0.05, key="data_test")
+with common.guard("Splitting"):
+    split = dataset.split_by_group(index, val_frac=val, test_frac=test, seed=int(seed))
+    table = dataset.split_table(split)
+leaks = dataset.leakage(split)
+if leaks.empty:
+    st.success("Leakage check passed: every duplicate group sits in exactly one split.")
+else:  # cannot happen with split_by_group, but the check is real
+    st.error(f"{len(leaks)} duplicate groups straddle splits.")
+    st.dataframe(leaks, hide_index=True)
+st.plotly_chart(viz.split_bar(table), width="stretch")
+st.dataframe(table, width="stretch")
+naive = dataset.leakage(dataset.random_file_split(index, val_frac=val, test_frac=test, seed=int(seed)))
+if not naive.empty:
+    st.info(f"For comparison: a random file-level split with the same seed would leak {len(naive)} duplicate "
+            f"groups ({int(naive['n_files'].sum())} files) across train/val/test.")
+st.download_button("Download index with split (CSV)", split.to_csv(index=False).encode(), "dataset_index.csv",
+                   "text/csv", key="data_download")
