@@ -86,7 +86,7 @@ def ensure_demo_dataset() -> Path | None:
     except ImportError:
         return None
     with st.spinner("Creating the demo dataset (synthetic 12-lead reports, first run only)..."):
-        synth.generate_dataset(root, per_class=DEMO_PER_CLASS, seed=DEMO_SEED)
+        synth.generate_dataset(root, per_class=DEMO_PER_CLASS, seed=DEMO_SEED, image_format="jpg", overwrite=True)
     return root
 
 

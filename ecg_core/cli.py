@@ -141,6 +141,60 @@ def cmd_preprocess(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_train(args: argparse.Namespace) -> int:
+    from ecg_core import paths
+    from ecg_core.preprocess import PreprocessConfig
+    from ecg_core.train import TrainConfig, run_training
+
+    pre = _config_from_args(args) if (args.config or args.height or args.width or args.channels) else PreprocessConfig()
+    cfg = TrainConfig(
+        data_dir=args.data, arch=args.arch, preset=args.preset, preprocess=pre, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, seed=args.seed, val_frac=args.val, test_frac=args.test,
+        kfold=args.kfold, split_by=args.split_by, dedupe=not (args.keep_copies or args.split_by == "file"), balance=args.balance, augment=args.augment,
+        patience=args.patience, pretrained=args.pretrained, trainable_top_n=args.unfreeze,
+        label_smoothing=args.label_smoothing, strategy=args.strategy, mixed_precision=args.mixed_precision,
+        steps_per_epoch=args.steps_per_epoch,
+    )
+    run_dir = run_training(cfg, models_dir=args.models or paths.models_dir(), run_id=args.run_id)
+    meta = json.loads((run_dir / "run.json").read_text())
+    print(f"run {meta['run_id']}: {meta['status']}  ({run_dir})")
+    m = meta.get("metrics") or {}
+    if m:
+        ci = m.get("macro_f1_ci") or [None, None]
+        ci_txt = f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if None not in ci else ""
+        print(f"test split: {m['n']} files / {m['n_distinct']} distinct, accuracy {m['accuracy']:.3f}, "
+              f"macro-F1 {m['macro_f1']:.3f}{ci_txt}")
+    kf = meta.get("kfold")
+    if kf:
+        ci = kf.get("macro_f1_ci") or [None, None]
+        print(f"{kf['k']}-fold out-of-fold: accuracy {kf['accuracy']:.3f}, macro-F1 {kf['macro_f1']:.3f}"
+              + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if None not in ci else ""))
+    return 0 if meta["status"] in ("completed", "stopped") else 1
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    import os
+    import time
+
+    from ecg_core.synth import generate_dataset
+
+    t0 = time.time()
+    df = generate_dataset(Path(args.out), per_class=args.per_class, seed=args.seed, px_per_mm=args.px_per_mm,
+                          artifacts=not args.clean, image_format=args.format,
+                          workers=args.workers or (os.cpu_count() or 1), overwrite=args.overwrite,
+                          progress=_progress("rendering"))
+    dt = time.time() - t0
+    counts = df.groupby("class_key").size().to_dict()
+    print(f"wrote {len(df)} reports to {args.out} in {dt:.1f} s ({len(df) / dt:.1f} reports/s): {counts}")
+    return 0
+
+
+def cmd_queue(args: argparse.Namespace) -> int:
+    from ecg_core.jobs import run_queue
+
+    return run_queue(args.file)
+
+
 # ---------------------------------------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ecg_core", description="ECG Insight command line")
@@ -172,12 +226,57 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--steps", action="store_true", help="also write every intermediate step")
     pp.set_defaults(func=cmd_preprocess)
 
-    for register in _EXTRA_COMMANDS:
-        register(sub)
+    sy = sub.add_parser("synth", help="generate a synthetic folder-per-class dataset of 12-lead reports")
+    sy.add_argument("--out", required=True, help="output folder (must be absent or empty)")
+    sy.add_argument("--per-class", type=int, default=25)
+    sy.add_argument("--seed", type=int, default=0)
+    sy.add_argument("--px-per-mm", type=float, default=4.0, help="resolution (4 px/mm gives ~1120x796 px)")
+    sy.add_argument("--format", default="png", choices=("png", "jpg"))
+    sy.add_argument("--clean", action="store_true", help="no scan/photo artifacts")
+    sy.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
+    sy.add_argument("--overwrite", action="store_true")
+    sy.set_defaults(func=cmd_synth)
+
+    t = sub.add_parser("train", help="train a model (run folder with progress.jsonl, model.keras, eval.json)")
+    t.add_argument("--data", required=True, help="dataset folder (one sub-folder per class)")
+    t.add_argument("--arch", default="custom_cnn", help="architecture name of the zoo")
+    t.add_argument("--preset", default="cardiac-4")
+    t.add_argument("--run-id", help="run folder name (default: time-arch-random)")
+    t.add_argument("--models", help="models folder (default: ./models or $ECG_INSIGHT_MODELS)")
+    t.add_argument("--config", help="JSON with PreprocessConfig fields")
+    t.add_argument("--height", type=int)
+    t.add_argument("--width", type=int)
+    t.add_argument("--channels", type=int, choices=(1, 3))
+    t.add_argument("--crop-mode", dest="crop_mode", choices=("relative", "auto", "none"))
+    t.add_argument("--median", dest="median_ksize", type=int)
+    t.add_argument("--clahe-clip", dest="clahe_clip", type=float)
+    t.add_argument("--no-clahe", action="store_true")
+    t.add_argument("--epochs", type=int, default=30)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--lr", type=float, default=1e-3)
+    t.add_argument("--seed", type=int, default=0)
+    t.add_argument("--val", type=float, default=0.15)
+    t.add_argument("--test", type=float, default=0.15)
+    t.add_argument("--kfold", type=int, default=0, help="also run group-aware k-fold CV with k folds")
+    t.add_argument("--split-by", default="group", choices=("group", "file"),
+                   help="group (leak-free, default) or file (leaky random split, for the leakage demonstration)")
+    t.add_argument("--keep-copies", action="store_true", help="train on every file, not one per duplicate group")
+    t.add_argument("--balance", default="oversample", choices=("oversample", "class_weights", "none"))
+    t.add_argument("--augment", default="light", help="augmentation preset (none, light, moderate, strong, ...)")
+    t.add_argument("--patience", type=int, default=8)
+    t.add_argument("--pretrained", action="store_true", help="try ImageNet weights (transfer models)")
+    t.add_argument("--unfreeze", type=int, default=0, help="unfreeze the top N layers of a pretrained base")
+    t.add_argument("--label-smoothing", type=float, default=0.0)
+    t.add_argument("--strategy", default="default", choices=("default", "mirrored"),
+                   help="tf.distribute strategy (mirrored = all local GPUs)")
+    t.add_argument("--mixed-precision", action="store_true", help="mixed_float16 on GPU")
+    t.add_argument("--steps-per-epoch", type=int, default=0, help="cap batches per epoch (0 = all)")
+    t.set_defaults(func=cmd_train)
+
+    q = sub.add_parser("queue", help="run the training jobs of a queue file one after another (used by the app)")
+    q.add_argument("file", help="queue JSON written by the Train page")
+    q.set_defaults(func=cmd_queue)
     return p
-
-
-_EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: Sequence[str] | None = None) -> int:

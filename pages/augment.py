@@ -1,6 +1,138 @@
-"""Augment page — coming next (see the project's open issues)."""
+"""Augment page: a grid of augmented variants of one image beside the original, and the class-balancing plan
+computed from the training split (the same plan and pipeline the training job uses)."""
 
+import warnings
+from dataclasses import fields, replace
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
-st.title("Augment")
-st.info("This page is coming next: its issue has not landed yet. The Data and Preprocess pages work today.")
+from app_ui import common
+from ecg_core import augment, dataset
+from ecg_core.errors import EcgCoreError
+from ecg_core.io import load_image
+from ecg_core.preprocess import PreprocessConfig, preprocess
+
+st.title("🎛️ Augment")
+st.caption("Augmentation runs online, on the training split only; validation and test images are never "
+           "augmented or copied. The training job uses exactly these presets and this balancing plan.")
+
+index = common.require_dataset()
+ok = index[index["error"] == ""]
+if ok.empty:
+    st.warning("The dataset has no readable image.")
+    st.stop()
+
+SLIDERS = {  # field -> (label, min, max, step)
+    "rotate_deg": ("rotation (degrees)", 0.0, 15.0, 0.5),
+    "shift_frac": ("shift (fraction)", 0.0, 0.15, 0.01),
+    "scale_frac": ("scale change", 0.0, 0.3, 0.01),
+    "perspective": ("perspective", 0.0, 0.15, 0.01),
+    "crop_pad_frac": ("crop / pad", 0.0, 0.15, 0.01),
+    "brightness": ("brightness", 0.0, 0.6, 0.05),
+    "contrast": ("contrast", 0.0, 0.6, 0.05),
+    "gamma": ("gamma", 0.0, 0.6, 0.05),
+    "clahe_clip": ("CLAHE clip (0 = off)", 0.0, 6.0, 1.0),
+    "noise_std": ("Gaussian noise", 0.0, 0.15, 0.01),
+    "blur_kernel": ("blur kernel (0 = off)", 0, 9, 2),
+    "jpeg_quality_min": ("lowest JPEG quality (100 = off)", 10, 100, 5),
+    "shadow": ("shadow", 0.0, 1.0, 0.1),
+    "p": ("probability per transform", 0.0, 1.0, 0.05),
+}
+
+with st.sidebar:
+    st.subheader("Augmentation")
+    preset_name = st.selectbox("preset", list(augment.PRESETS), index=list(augment.PRESETS).index("moderate"),
+                               key="aug_preset")
+    base = augment.PRESETS[preset_name]
+    values = {}
+    for name, (label, lo, hi, step) in SLIDERS.items():
+        default = getattr(base, name)
+        default = min(max(default, lo), hi)
+        values[name] = st.slider(label, lo, hi, default, step, key=f"aug_{preset_name}_{name}")
+    if values["blur_kernel"] == 1:
+        values["blur_kernel"] = 3
+    if 0 < values["clahe_clip"] < 1:
+        values["clahe_clip"] = 1.0
+    values["to_gray"] = st.checkbox("black-and-white copy", base.to_gray, key=f"aug_{preset_name}_to_gray")
+    st.markdown("**Off by default — they break ECG semantics:**")
+    values["hflip"] = st.checkbox("horizontal flip", False, key="aug_hflip",
+                                  help=augment.SEMANTIC_RISKS["hflip"][1])
+    values["vflip"] = st.checkbox("vertical flip", False, key="aug_vflip", help=augment.SEMANTIC_RISKS["vflip"][1])
+
+try:
+    cfg = replace(base, **{k: (int(v) if isinstance(getattr(base, k), int) and not isinstance(v, bool) else v)
+                           for k, v in values.items()})
+except EcgCoreError as e:
+    st.error(f"Invalid augmentation settings: {e}")
+    st.stop()
+for name, reason in augment.semantic_risks(cfg).items():
+    st.warning(f"**{name}** is enabled: {reason}")
+
+c1, c2, c3 = st.columns([3, 1, 1])
+rel = c1.selectbox("Image", ok["rel_path"].tolist(), key="aug_image")
+seed = c2.number_input("seed", 0, 100_000, 0, key="aug_seed")
+n = c3.select_slider("variants", [4, 6, 8, 12], 8, key="aug_n")
+on_model_input = st.toggle("show on the preprocessed model input (what training sees)", True, key="aug_model_input")
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def _source_image(path: str, model_input: bool) -> np.ndarray:
+    rgb = load_image(path).rgb
+    if not model_input:
+        return rgb
+    res = preprocess(rgb, PreprocessConfig(height=384, width=640, channels=1), keep_steps=False)
+    return np.clip(res.final[:, :, 0] * 255, 0, 255).astype(np.uint8)
+
+
+path = ok.loc[ok["rel_path"] == rel, "path"].iloc[0]
+with common.guard("Loading the image"):
+    src = _source_image(path, on_model_input)
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # risks are shown above as page warnings
+    variants = augment.preview_grid(src, cfg, n=int(n), seed=int(seed))
+
+left, right = st.columns([1, 3])
+left.image(src, caption="original (untouched)", width="stretch")
+with right:
+    for row in range(0, len(variants), 3):
+        cols = st.columns(3)
+        for i, (col, v) in enumerate(zip(cols, variants[row: row + 3])):
+            col.image(v, caption=f"variant {row + i + 1}", width="stretch")
+with st.expander("Augmentation config (stored with the training run)"):
+    st.json({f.name: getattr(cfg, f.name) for f in fields(cfg)})
+
+st.subheader("Class-balancing plan (training split only)")
+b1, b2, b3 = st.columns(3)
+split_seed = b1.number_input("split seed", 0, 10_000, 0, key="aug_split_seed")
+target = b2.selectbox("balance every class up to", ["max", "median", "mean"], key="aug_target")
+max_mult = b3.slider("largest multiplier", 1, 20, 12, key="aug_max_mult")
+split = dataset.split_by_group(index, seed=int(split_seed))
+train = split[split["split"] == "train"]
+if train.empty:
+    st.info("No training images in this dataset (no class folder matched the label preset).")
+    st.stop()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    plan = augment.balancing_plan(train.groupby("class_name").size(), target=target, max_multiplier=int(max_mult))
+for w in caught:
+    st.warning(str(w.message))
+table = pd.DataFrame({
+    "training images": pd.Series(plan.counts_before),
+    "multiplier": pd.Series(plan.multipliers).map(lambda m: f"x{m}"),
+    "after balancing": pd.Series(plan.counts_after),
+})
+val_test = split[split["split"].isin(["val", "test"])].groupby(["class_name", "split"]).size().unstack(fill_value=0)
+table = table.join(val_test.rename(columns=lambda c: f"{c} (never augmented)"), how="left").fillna(0)
+st.dataframe(table, width="stretch")
+fig = go.Figure([
+    go.Bar(name="before", x=list(plan.counts_before), y=list(plan.counts_before.values())),
+    go.Bar(name="after", x=list(plan.counts_after), y=list(plan.counts_after.values())),
+])
+fig.update_layout(barmode="group", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
+                  title=f"imbalance {plan.imbalance_before:.1f}:1 → {plan.imbalance_after:.1f}:1")
+st.plotly_chart(fig, width="stretch")
+st.caption(f"{plan.total} training samples per epoch; copies beyond the first are augmented online with a seed "
+           "derived from (image, copy, epoch).")

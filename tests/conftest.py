@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 import cv2
@@ -14,6 +16,10 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+# Tests never write into the user's app folder: the demo dataset, caches and uploads go to a temporary home.
+if "ECG_INSIGHT_HOME" not in os.environ or not os.environ.get("ECG_INSIGHT_TESTS_KEEP_HOME"):
+    os.environ["ECG_INSIGHT_HOME"] = tempfile.mkdtemp(prefix="ecg-insight-test-home-")
 
 
 def report_like(seed: int, *, size: tuple[int, int] = (320, 240)) -> np.ndarray:

@@ -1,0 +1,289 @@
+"""Run registry: one folder per training run under the models directory.
+
+``models/<run_id>/`` holds
+
+* ``run.json`` — architecture, parameter count, class names and label preset, data source and fingerprint,
+  input size, :class:`~ecg_core.preprocess.PreprocessConfig`, split and seed, library versions, whether ImageNet
+  weights were used, status (``running``, ``completed``, ``stopped``, ``failed``) and a summary of test metrics;
+* ``model.keras`` — the trained model (written only when training ended with a usable model);
+* ``history.csv``, ``progress.jsonl``, ``log.txt``, ``split.csv``, ``predictions.csv``, ``eval.json``.
+
+Every file is written atomically (temporary file in the same folder, then ``os.replace``), so a killed job never
+leaves a half-written ``model.keras`` or ``run.json``. A run whose status says ``running`` but whose process is
+gone is reported as ``interrupted``; only ``completed`` and ``stopped`` runs with a model file are usable.
+Models are loaded with Keras ``safe_mode=True``: a model file with a Lambda layer or unknown custom objects is
+refused, and so is one whose class count or input size disagrees with its ``run.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import secrets
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecg_core.errors import ConfigError, ModelLoadError
+
+RUN_JSON = "run.json"
+MODEL_FILE = "model.keras"
+USABLE_STATUSES = ("completed", "stopped")
+_RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
+
+
+# ------------------------------------------------------------------------------------------------ atomic writes
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder + fsync + rename)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _json_default(o: Any) -> Any:
+    import numpy as np
+
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return None if not math.isfinite(float(o)) else float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def _clean_nan(o: Any) -> Any:
+    if isinstance(o, float) and not math.isfinite(o):
+        return None
+    if isinstance(o, dict):
+        return {k: _clean_nan(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [_clean_nan(v) for v in o]
+    return o
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_bytes(path, json.dumps(_clean_nan(obj), indent=1, default=_json_default).encode())
+
+
+def save_model_atomic(model: Any, path: str | Path) -> None:
+    """``model.save`` into a temporary ``.keras`` file beside ``path``, then rename."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(f".{p.stem}.{secrets.token_hex(4)}.tmp.keras")
+    try:
+        model.save(str(tmp))
+        os.replace(tmp, p)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+# ---------------------------------------------------------------------------------------------------- runs
+def new_run_id(arch: str) -> str:
+    """A sortable unique id: ``20261122-063012-custom_cnn-3fa1``."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]+", "-", arch)[:40]
+    return f"{time.strftime('%Y%m%d-%H%M%S')}-{safe}-{secrets.token_hex(2)}"
+
+
+def check_run_id(run_id: str) -> str:
+    if not _RUN_ID_RE.match(run_id or ""):
+        raise ConfigError(
+            f"run id {run_id!r} is invalid: use letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )
+    return run_id
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What the registry knows about a run folder (``meta`` is the parsed ``run.json``, possibly empty)."""
+
+    run_id: str
+    path: Path
+    status: str
+    meta: dict[str, Any] = field(default_factory=dict)
+    problem: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return self.status in USABLE_STATUSES and not self.problem and (self.path / MODEL_FILE).is_file()
+
+    @property
+    def label(self) -> str:
+        arch = self.meta.get("arch", "?")
+        f1 = (self.meta.get("metrics") or {}).get("macro_f1")
+        extra = f" · test macro-F1 {f1:.2f}" if isinstance(f1, (int, float)) else ""
+        return f"{self.run_id} ({arch}, {self.status}{extra})"
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.meta.get("class_names", []))
+
+
+def _pid_alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except (OSError, ValueError):
+        return False
+    # a zombie child still answers kill(0); look at /proc where available
+    stat = Path(f"/proc/{int(pid)}/stat")
+    if stat.exists():
+        try:
+            return stat.read_text().split(")")[-1].split()[0] != "Z"
+        except OSError:
+            return True
+    return True
+
+
+def read_run(path: str | Path) -> RunInfo:
+    """Read one run folder; never raises for a damaged run (it is returned with ``problem`` set)."""
+    p = Path(path)
+    meta_file = p / RUN_JSON
+    try:
+        meta = json.loads(meta_file.read_text())
+        if not isinstance(meta, dict):
+            raise ValueError("run.json is not an object")
+    except FileNotFoundError:
+        return RunInfo(p.name, p, "unusable", {}, "run.json is missing")
+    except (OSError, ValueError) as e:
+        return RunInfo(p.name, p, "unusable", {}, f"run.json is unreadable ({e})")
+    status = str(meta.get("status", "unknown"))
+    problem = ""
+    if status == "running" and not _pid_alive(meta.get("pid")):
+        status = "interrupted"
+        problem = "the training process ended without finishing the run (killed or crashed)"
+    elif status in USABLE_STATUSES and not (p / MODEL_FILE).is_file():
+        problem = "model.keras is missing"
+    return RunInfo(str(meta.get("run_id", p.name)), p, status, meta, problem)
+
+
+def list_runs(models_dir: str | Path) -> list[RunInfo]:
+    """All run folders (newest first), including unusable ones, which carry a ``problem``."""
+    root = Path(models_dir)
+    if not root.is_dir():
+        return []
+    runs = [read_run(d) for d in root.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))]
+    return sorted(runs, key=lambda r: (r.meta.get("created", ""), r.run_id), reverse=True)
+
+
+def create_run(models_dir: str | Path, run_id: str, meta: dict[str, Any]) -> Path:
+    """Create ``models_dir/run_id`` with a ``run.json`` in status ``running`` (refuses to reuse a folder)."""
+    check_run_id(run_id)
+    root = Path(models_dir)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        path = root / run_id
+        path.mkdir(exist_ok=False)
+    except FileExistsError:
+        raise ConfigError(f"a run called {run_id!r} already exists in {root}; choose another run id") from None
+    except PermissionError as e:
+        raise ConfigError(f"cannot create a run in {root}: the folder is not writable ({e.strerror})") from e
+    except OSError as e:
+        raise ConfigError(f"cannot create a run in {root}: {e.strerror or e}") from e
+    full = {
+        "run_id": run_id,
+        "status": "running",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "pid": os.getpid(),
+        **meta,
+    }
+    atomic_write_json(path / RUN_JSON, full)
+    return path
+
+
+def update_run(path: str | Path, **changes: Any) -> dict[str, Any]:
+    """Merge ``changes`` into ``run.json`` atomically and return the new content."""
+    p = Path(path) / RUN_JSON
+    meta = json.loads(p.read_text())
+    meta.update(changes)
+    atomic_write_json(p, meta)
+    return meta
+
+
+# ----------------------------------------------------------------------------------------------- model loading
+def load_model(run: RunInfo | str | Path) -> Any:
+    """Load a run's model safely and check it against its ``run.json``.
+
+    Raises :class:`ModelLoadError` when the run is not usable, the file cannot be read, it needs unsafe
+    deserialisation (Lambda layers, unknown custom objects), or its output/input shapes disagree with run.json.
+    """
+    info = run if isinstance(run, RunInfo) else read_run(run)
+    if not info.usable:
+        why = info.problem or f"its status is {info.status!r}"
+        raise ModelLoadError(f"run {info.run_id!r} has no usable model: {why}.")
+    import keras
+
+    import ecg_core.zoo  # noqa: F401  (registers the project's serialisable layers, if any)
+
+    path = info.path / MODEL_FILE
+    try:
+        model = keras.models.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as e:  # Keras raises ValueError/TypeError/OSError/zipfile errors for bad files
+        msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
+        if "lambda" in msg.lower() or "safe_mode" in msg.lower():
+            raise ModelLoadError(
+                f"run {info.run_id!r}: the model contains code (a Lambda layer) and is refused in safe mode."
+            ) from e
+        if "unknown" in msg.lower() or "could not locate" in msg.lower():
+            raise ModelLoadError(
+                f"run {info.run_id!r}: the model needs custom objects that this app does not provide ({msg}); "
+                "it is refused."
+            ) from e
+        raise ModelLoadError(f"run {info.run_id!r}: model.keras cannot be loaded ({msg}).") from e
+    n_classes = len(info.class_names)
+    out_units = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
+    if n_classes and out_units != n_classes:
+        raise ModelLoadError(
+            f"run {info.run_id!r}: the model has {out_units} outputs but run.json lists {n_classes} classes; refused."
+        )
+    expected = info.meta.get("input_shape")
+    got = list(model.input_shape[1:]) if not isinstance(model.input_shape, list) else None
+    if expected and got != list(expected):
+        raise ModelLoadError(
+            f"run {info.run_id!r}: the model expects input {got} but run.json says {list(expected)}; refused."
+        )
+    return model
+
+
+def preprocess_config_of(run: RunInfo):
+    """The :class:`PreprocessConfig` stored with a run."""
+    from ecg_core.preprocess import PreprocessConfig
+
+    try:
+        return PreprocessConfig.from_dict(run.meta["preprocess"])
+    except KeyError:
+        raise ModelLoadError(f"run {run.run_id!r}: run.json has no preprocessing config") from None
+
+
+def library_versions() -> dict[str, str]:
+    import platform
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("tensorflow", "keras", "numpy", "opencv-python-headless", "albumentations", "tf-keras-vis"):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
