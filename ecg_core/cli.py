@@ -189,10 +189,97 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_model_card(args: argparse.Namespace) -> int:
+    from ecg_core import paths
+    from ecg_core.modelcard import write_model_card
+
+    run = Path(args.run)
+    if not run.is_dir():
+        run = paths.models_dir() / args.run
+    if not (run / "run.json").is_file():
+        raise EcgCoreError(f"{args.run!r} is not a run folder or run id (no run.json)")
+    print(write_model_card(run))
+    return 0
+
+
 def cmd_queue(args: argparse.Namespace) -> int:
     from ecg_core.jobs import run_queue
 
     return run_queue(args.file)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from ecg_core import external_eval as ext
+    from ecg_core.compare import resolve_run
+
+    info = resolve_run(args.run, models_dir=args.models)
+    arch, preset = info.meta.get("arch", "?"), info.meta.get("preset", "?")
+    if not args.data:
+        split = "oof" if args.oof else "test"
+        rep = ext.recompute_report(info, split=split, n_boot=args.boot)
+        what = "out-of-fold (k-fold) predictions" if args.oof else "held-out test split"
+        print(f"run {info.run_id} ({arch}, {preset}) on its {what}, recomputed from its predictions")
+        for line in ext.report_lines(rep):
+            print(line)
+        if args.out:
+            out = Path(args.out) / f"eval_{split}_recomputed.json"
+            from ecg_core.registry import atomic_write_json
+
+            atomic_write_json(out, rep.to_dict())
+            print(f"\nwritten: {out}")
+        return 0
+    bars: dict[str, Callable[[int, int], None]] = {}
+
+    def progress(phase: str, i: int, n: int) -> None:
+        bars.setdefault(phase, _progress(phase))(i, n)
+
+    res = ext.evaluate_on_folder(info, args.data, batch_size=args.batch_size, n_boot=args.boot, seed=args.seed,
+                                 progress=progress)
+    print(f"run {info.run_id} ({arch}, {preset}) on external data {res.data_dir}")
+    print(f"image files: {res.n_files}, evaluated: {res.report.n}, skipped (unreadable): {res.n_skipped}, "
+          f"in folders of no class: {res.n_unlabelled}, non-image files ignored: {res.n_ignored}")
+    for rel, why in res.skipped[:10]:
+        print(f"  skipped {rel}: {why}")
+    if res.n_skipped > 10:
+        print(f"  ... and {res.n_skipped - 10} more")
+    print(f"confidence intervals resample {'records (patients)' if res.grouped_by == 'record' else 'distinct images (duplicate groups)'}")
+    for line in ext.report_lines(res.report):
+        print(line)
+    pred_path, eval_path = ext.write_external(res, args.out or info.path)
+    print(f"\nwritten: {pred_path}\nwritten: {eval_path}")
+    return 0
+
+
+def cmd_leakage_demo(args: argparse.Namespace) -> int:
+    from ecg_core import paths
+    from ecg_core.compare import leakage_demo
+    from ecg_core.preprocess import PreprocessConfig
+
+    pre = _config_from_args(args) if (args.config or args.height or args.width or args.channels) else PreprocessConfig()
+    models = args.models or paths.models_dir()
+    summary = leakage_demo(
+        args.data, models_dir=models, arch=args.arch, preprocess=pre, epochs=args.epochs, seed=args.seed,
+        patience=args.patience, tag=args.tag, preset=args.preset, batch_size=args.batch_size, augment=args.augment,
+        val_frac=args.val, test_frac=args.test, progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+
+    def ci(v: list | None) -> str:
+        return f" (95% CI {v[0]:.3f}-{v[1]:.3f})" if v and None not in v else ""
+
+    for kind in ("file", "group"):
+        r = summary["runs"][kind]
+        print(f"{kind:>5} split  {r['run_id']}: accuracy {r['accuracy']:.3f}{ci(r['accuracy_ci'])}, "
+              f"macro-F1 {r['macro_f1']:.3f}{ci(r['macro_f1_ci'])}; test {r['n_test']} files / "
+              f"{r['n_test_distinct']} distinct, {r['n_test_exact_in_train']} with an exact copy in training "
+              f"({r['n_test_group_in_train']} with an exact or near copy)")
+    print(summary["explanation"])
+    if args.out:
+        from ecg_core.registry import atomic_write_json
+
+        atomic_write_json(args.out, summary)
+    print(f"summary: {Path(models) / summary['runs']['group']['run_id'] / 'leakage_demo.json'}"
+          + (f" and {args.out}" if args.out else ""))
+    return 0
 
 
 # ---------------------------------------------------------------------------------------------------------- parser
@@ -273,9 +360,44 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps-per-epoch", type=int, default=0, help="cap batches per epoch (0 = all)")
     t.set_defaults(func=cmd_train)
 
+    mc = sub.add_parser("model-card", help="write MODEL_CARD.md of a run from its run.json and evaluations")
+    mc.add_argument("run", help="run id or run folder")
+    mc.set_defaults(func=cmd_model_card)
+
     q = sub.add_parser("queue", help="run the training jobs of a queue file one after another (used by the app)")
     q.add_argument("file", help="queue JSON written by the Train page")
     q.set_defaults(func=cmd_queue)
+    ev = sub.add_parser("evaluate", help="re-evaluate a run: its test predictions, or another dataset folder")
+    ev.add_argument("run", help="run id (in the models folder) or run folder")
+    ev.add_argument("--data", help="external dataset folder (one sub-folder per class of the run's preset)")
+    ev.add_argument("--out", help="output folder (default: the run folder)")
+    ev.add_argument("--models", help="models folder (default: ./models or $ECG_INSIGHT_MODELS)")
+    ev.add_argument("--oof", action="store_true", help="without --data: the k-fold out-of-fold predictions")
+    ev.add_argument("--batch-size", type=int, default=32)
+    ev.add_argument("--boot", type=int, default=1000, help="bootstrap replicates of the 95%% CIs")
+    ev.add_argument("--seed", type=int, default=0, help="bootstrap seed (external data)")
+    ev.set_defaults(func=cmd_evaluate)
+
+    ld = sub.add_parser("leakage-demo", help="train one model on a leaky file-level split and on the group split")
+    ld.add_argument("--data", required=True, help="dataset folder (one sub-folder per class)")
+    ld.add_argument("--arch", default="custom_cnn")
+    ld.add_argument("--preset", default="cardiac-4")
+    ld.add_argument("--models", help="models folder (default: ./models or $ECG_INSIGHT_MODELS)")
+    ld.add_argument("--tag", help="run ids become leakdemo-file-TAG and leakdemo-group-TAG (default: arch-time)")
+    ld.add_argument("--config", help="JSON with PreprocessConfig fields")
+    ld.add_argument("--height", type=int)
+    ld.add_argument("--width", type=int)
+    ld.add_argument("--channels", type=int, choices=(1, 3))
+    ld.add_argument("--no-clahe", action="store_true")
+    ld.add_argument("--epochs", type=int, default=15)
+    ld.add_argument("--patience", type=int, default=5)
+    ld.add_argument("--batch-size", type=int, default=16)
+    ld.add_argument("--augment", default="light")
+    ld.add_argument("--seed", type=int, default=0)
+    ld.add_argument("--val", type=float, default=0.15)
+    ld.add_argument("--test", type=float, default=0.15)
+    ld.add_argument("--out", help="also write the summary JSON here")
+    ld.set_defaults(func=cmd_leakage_demo)
     return p
 
 

@@ -76,6 +76,11 @@ def test_training_run_folder_is_complete(train_set, tmp_path):
     assert all(plan["after"][c] == plan["before"][c] * plan["multipliers"][c] for c in plan["before"])
     assert meta["training"]["train_rows"] == sum(plan["after"].values())
     assert len(pd.read_csv(run / "history.csv")) == meta["training"]["epochs_run"]
+    from ecg_core.modelcard import write_model_card
+
+    card = write_model_card(run).read_text()
+    assert "Research and education use only" in card and "Held-out test split" in card
+    assert f"accuracy: {ev['accuracy']:.3f}" in card
     info = registry.read_run(run)
     assert info.usable
     model = registry.load_model(info)
