@@ -47,6 +47,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; run files are meant to be readable like any other
         os.replace(tmp, p)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -548,6 +548,10 @@ def run_training(
             idx[["rel_path", "label", "class_name", "group", "sha256", "split"]
                 + (["fold"] if "fold" in idx else [])].to_csv(index=False).encode(),
         )
+        spectral_json = Path(cfg.data_dir) / "spectral_config.json"
+        if spectral_json.is_file():  # a spectral beat-image set: inference needs its segment + spectral configs
+            registry.atomic_write_bytes(run_dir / "spectral_config.json", spectral_json.read_bytes())
+            registry.update_run(run_dir, spectral=json.loads(spectral_json.read_text()))
         split_counts = {s: {"files": int((idx["split"] == s).sum()), "distinct": int(idx.loc[idx["split"] == s, "group"].nunique())}
                         for s in ("train", "val", "test")}
         registry.update_run(run_dir, class_names=data.class_names, data_source=data.data_source,
@@ -588,6 +592,10 @@ def run_training(
                        "macro_f1": rep.macro["f1"], "macro_f1_ci": list(rep.ci.get("macro_f1", (None, None))),
                        "accuracy_ci": list(rep.ci.get("accuracy", (None, None)))}
         os.replace(best, run_dir / registry.MODEL_FILE)
+        try:
+            best.parent.rmdir()  # the checkpoint folder is empty now
+        except OSError:
+            pass
         status = "stopped" if stopped else "completed"
         registry.update_run(run_dir, status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
                             n_params=int(model.count_params()), last_conv_layer=built.last_conv_layer,
