@@ -144,6 +144,8 @@ def import_zip(data: bytes, name: str) -> str:
     try:
         res = extract_zip(data, dest)
     except EcgCoreError as e:
+        if dest.is_dir() and any(dest.iterdir()):  # the same archive, imported by another session meanwhile
+            return str(dest)
         st.sidebar.error(f"{name}: {e}")
         return ""
     if res.skipped:
@@ -192,3 +194,27 @@ def _thumbnail_cached(path: str, width: int):
     h, w = img.rgb.shape[:2]
     scale = width / w
     return cv2.resize(img.rgb, (width, max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+# ------------------------------------------------------------------------------------ deep links after a restart
+def _leave_pages_folder_mode() -> None:
+    """Make a deep link work on a freshly started server.
+
+    Streamlit (1.67) treats an app with a ``pages/`` folder beside the entry script as a "multipage v1" app until
+    ``st.navigation`` has run once in the process. So when the first visit after a start is a deep link
+    (``/data``, a bookmark, a reload), the page script runs alone, without the entry script: the sidebar lists the
+    raw file names and has no dataset picker and no disclaimer. Every page imports this module, so the first such
+    run switches the process to ``st.navigation`` mode and reruns, which then goes through ``streamlit_app.py``.
+    (Renaming ``pages/`` would avoid the fallback altogether.)
+    """
+    try:
+        from streamlit.runtime.pages_manager import PagesManager
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+    except ImportError:  # a Streamlit without these internals: nothing to work around
+        return
+    if getattr(PagesManager, "uses_pages_directory", False) and get_script_run_ctx() is not None:
+        PagesManager.uses_pages_directory = False
+        st.rerun()
+
+
+_leave_pages_folder_mode()

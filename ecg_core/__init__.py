@@ -14,9 +14,11 @@ train      training job (tf.data, callbacks, progress file, stop), k-fold
 registry   run folders, atomic writes, safe model loading
 jobs       subprocess jobs: start, poll, stop
 evaluate   metrics with group-bootstrap confidence intervals
+compare    run comparison (reports, leakage badge, latency), leakage demo; external_eval: re-evaluation
 viz        plotly figures (viz_eval: evaluation figures)
 signals    ECG signal records, beats and rhythm segments
 spectral   2-D spectral images of beats and the spectral dataset builder
+arrhythmia Arrhythmia page logic: per-beat prediction, Grad-CAM in time and frequency (viz_signals: figures)
 ========== ==========================================================================================
 """
 
@@ -26,8 +28,10 @@ import importlib
 from typing import Any
 
 __all__ = [
-    "augment", "dataset", "errors", "evaluate", "io", "jobs", "labels", "paths", "preprocess", "registry",
+    "augment", "compare", "dataset", "errors", "evaluate", "external_eval", "io", "jobs", "labels", "paths",
+    "preprocess", "registry",
     "signals", "spectral", "synth", "train", "viz", "viz_eval", "zoo",
+    "arrhythmia", "viz_signals",
 ]
 
 

@@ -242,7 +242,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"  skipped {rel}: {why}")
     if res.n_skipped > 10:
         print(f"  ... and {res.n_skipped - 10} more")
-    print(f"confidence intervals resample {'records (patients)' if res.grouped_by == 'record' else 'distinct images (duplicate groups)'}")
+    unit = "records (patients)" if res.grouped_by == "record" else "distinct images (duplicate groups)"
+    print(f"confidence intervals resample {unit}")
     for line in ext.report_lines(res.report):
         print(line)
     pred_path, eval_path = ext.write_external(res, args.out or info.path)
@@ -279,6 +280,90 @@ def cmd_leakage_demo(args: argparse.Namespace) -> int:
         atomic_write_json(args.out, summary)
     print(f"summary: {Path(models) / summary['runs']['group']['run_id'] / 'leakage_demo.json'}"
           + (f" and {args.out}" if args.out else ""))
+    return 0
+
+
+def cmd_spectral_build(args: argparse.Namespace) -> int:
+    from ecg_core.errors import ConfigError
+    from ecg_core.spectral import SpectralConfig, build_spectral_dataset, spectral_class_counts
+
+    records: list[Path] = []
+    for item in args.records:  # a folder of WFDB records, or one record path (with or without extension)
+        p = Path(item)
+        found = sorted(h.with_suffix("") for h in p.glob("*.hea")) if p.is_dir() else [p.with_suffix("")]
+        if not found or not all(Path(f"{r}.hea").is_file() for r in found):
+            raise ConfigError(f"--records {item!r}: expected a folder of WFDB records (.hea + .dat) or a record path")
+        records += found
+    try:
+        h, w = (int(v) for v in (args.size.lower().split("x") * 2)[:2])
+    except ValueError:
+        raise ConfigError(f"--size {args.size!r}: expected pixels, e.g. 64 or 64x96 (height x width)") from None
+    spec = SpectralConfig(method=args.method, size=(h, w), colormap=None if args.colormap in (None, 'none') else args.colormap)
+    index = build_spectral_dataset(
+        records, Path(args.out), spec_cfg=spec, split_by=None if args.split_by == "none" else args.split_by,
+        test_frac=args.test, val_frac=args.val, max_per_class_per_record=args.max_per_class_per_record,
+        seed=args.seed, overwrite=args.overwrite,
+        progress=lambda f, msg: print(f"[{f:4.0%}] {msg}", file=sys.stderr, flush=True),
+    )
+    print(f"wrote {len(index)} {args.method} images ({h}x{w}) of {index['record'].nunique()} records to {args.out}")
+    print(spectral_class_counts(index).to_string())
+    if min(h, w) < 32:
+        print("note: the training job reads images of at least 32 px per side; use --size 32 or more to train")
+    print(f"train: python -m ecg_core train --data {args.out} --preset arrhythmia-6 --crop-mode none --no-clahe "
+          f"--median 0 --height {h} --width {w} --channels {spec.channels} --keep-copies --augment none")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from ecg_core import explain, registry
+
+    run = explain.resolve_run(args.run, models_dir=args.models)
+    cfg = registry.preprocess_config_of(run)
+    files = explain.list_batch_files(args.folder)
+    if not files:
+        raise EcgCoreError(f"no files found in {args.folder!r}")
+    model = registry.load_model(run)
+    root = Path(args.folder) if Path(args.folder).is_dir() else None
+    df = explain.predict_files(model, cfg, files, class_names=run.class_names, root=root, check=not args.no_check,
+                               batch_size=args.batch_size, progress=_progress("predicting"))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    n_pred = int((df["predicted"] != "").sum())
+    n_not_ecg = int(df["reason"].str.startswith(explain.REASON_NOT_ECG).sum())
+    n_bad = int(df["reason"].str.startswith(explain.REASON_UNREADABLE).sum())
+    print(f"{len(df)} files: {n_pred} predicted, {n_not_ecg} not recognised as an ECG report, {n_bad} unreadable "
+          f"-> {out}  (run {run.run_id}; {explain.DISCLAIMER})")
+    return 0
+
+
+def cmd_explain_eval(args: argparse.Namespace) -> int:
+    from ecg_core import explain, registry
+
+    run = explain.resolve_run(args.run, models_dir=args.models)
+    cfg = registry.preprocess_config_of(run)
+    items = explain.localisation_items(args.folder, limit=args.limit)
+    if not items:
+        raise EcgCoreError(f"no images with synthetic ground truth (sidecar .json with pathology leads) in "
+                           f"{args.folder!r}; generate some with `python -m ecg_core synth`")
+    explainer = explain.ExplainerCache(max_entries=1).get(run, layer=args.layer)
+    per_image = explain.evaluate_localisation(explainer, cfg, items, method=args.method, target=args.target,
+                                              progress=_progress("explaining"))
+    if args.csv:
+        per_image.to_csv(args.csv, index=False)
+    summary = explain.summarise_localisation(per_image)
+    errors = per_image[per_image["error"] != ""]
+    print(f"run {run.run_id} · method {args.method} ({explain.method_title(args.method)}) · layer {explainer.layer} "
+          f"· explained class: {args.target} · {len(per_image)} images")
+    print(f"{'group':<24} {'n':>4} {'pointing':>9} {'chance':>7} {'lead mass':>10} {'area':>6} {'ratio':>6} "
+          f"{'acc':>5}")
+    for _, r in summary.iterrows():
+        print(f"{r['group']:<24} {r['n']:>4} {r['pointing_game']:>9.3f} {r['pointing_chance']:>7.3f} "
+              f"{r['lead_mass']:>10.3f} {r['area_share']:>6.3f} {r['mass_ratio']:>6.2f} {r['accuracy']:>5.2f}")
+    print("pointing = share of maps whose maximum lies in a pathology lead (chance = their area share); lead mass = "
+          "share of attention in the pathology leads (area = their area share, ratio = mass / area).")
+    if len(errors):
+        print(f"{len(errors)} images failed, e.g. {errors['path'].iloc[0]}: {errors['error'].iloc[0]}")
     return 0
 
 
@@ -398,6 +483,44 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--test", type=float, default=0.15)
     ld.add_argument("--out", help="also write the summary JSON here")
     ld.set_defaults(func=cmd_leakage_demo)
+
+    sb = sub.add_parser("spectral-build", help="ECG records -> folder-per-class spectral beat images (arrhythmia-6)")
+    sb.add_argument("--records", nargs="+", required=True, help="folders of WFDB records, or record paths")
+    sb.add_argument("--out", required=True, help="output folder (must be absent or empty unless --overwrite)")
+    sb.add_argument("--split-by", default="record", choices=("record", "none"),
+                    help="record: whole records to train/val/test (written to index.csv); none: no split")
+    sb.add_argument("--method", default="stft", choices=("stft", "cwt", "waveform"))
+    sb.add_argument("--size", default="64", help="image size in pixels: 64 or HxW such as 64x96")
+    sb.add_argument("--colormap", default=None, help="none (grayscale, default) or viridis, magma, jet, ...")
+    sb.add_argument("--max-per-class-per-record", type=int, default=None,
+                    help="keep at most N segments per (record, class); with --split-by record in train only")
+    sb.add_argument("--test", type=float, default=0.2, help="test fraction of records (--split-by record)")
+    sb.add_argument("--val", type=float, default=0.1, help="validation fraction of records (--split-by record)")
+    sb.add_argument("--seed", type=int, default=0)
+    sb.add_argument("--overwrite", action="store_true")
+    sb.set_defaults(func=cmd_spectral_build)
+    pr = sub.add_parser("predict", help="predict every file of a folder with a trained run (CSV, one row per file)")
+    pr.add_argument("run", help="run id (in the models folder) or run folder path")
+    pr.add_argument("folder", help="folder of report images (searched recursively) or one image")
+    pr.add_argument("--out", required=True, help="CSV to write (path, predicted, reason, prob_<class>...)")
+    pr.add_argument("--models", help="models folder (default: ./models or $ECG_INSIGHT_MODELS)")
+    pr.add_argument("--batch-size", type=int, default=16)
+    pr.add_argument("--no-check", action="store_true", help="skip the 'is this an ECG report?' check")
+    pr.set_defaults(func=cmd_predict)
+
+    ee = sub.add_parser("explain-eval", help="pointing game and lead-mass score of a method against synthetic "
+                        "ground truth (sidecar pathology leads)")
+    ee.add_argument("run", help="run id (in the models folder) or run folder path")
+    ee.add_argument("folder", help="synthetic dataset folder (images with .json sidecars)")
+    from ecg_core.explain import METHODS  # the dispatch table (no TensorFlow import)
+
+    ee.add_argument("--method", default="gradcam", choices=tuple(METHODS))
+    ee.add_argument("--limit", type=int, default=None, help="at most N images (taken round-robin over classes)")
+    ee.add_argument("--target", default="true", choices=("true", "predicted"), help="class to explain")
+    ee.add_argument("--layer", default=None, help="feature-map layer of the CAM methods (default: the run's)")
+    ee.add_argument("--models", help="models folder (default: ./models or $ECG_INSIGHT_MODELS)")
+    ee.add_argument("--csv", help="also write the per-image scores as CSV")
+    ee.set_defaults(func=cmd_explain_eval)
     return p
 
 

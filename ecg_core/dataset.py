@@ -32,11 +32,14 @@ never straddle train/validation/test.
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import lzma
 import shutil
 import stat
 import tempfile
 import zipfile
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -590,7 +593,7 @@ def extract_zip(
         written_total = 0
         try:
             for info in infos:
-                if info.is_dir():
+                if info.filename.endswith("/"):  # a folder (not info.is_dir(): it fails on an empty name)
                     continue
                 name = _safe_member_name(info.filename)
                 if name is None:
@@ -615,18 +618,37 @@ def extract_zip(
                                           "suspicious (zip bomb), refused"))
                     continue
                 target = tmp / name
-                if tmp.resolve() not in target.resolve().parents:
-                    skipped.append((info.filename, "unsafe path, refused"))
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
                 try:
+                    inside = tmp.resolve() in target.resolve().parents
+                except (OSError, RuntimeError, ValueError):  # e.g. a name too long for the file system
+                    inside = False
+                if not inside:
+                    skipped.append((info.filename, "unsafe or unusable path, refused"))
+                    continue
+                try:
+                    target.parent.mkdir(parents=True, exist_ok=True)
                     n = _copy_limited(zf, info, target, limit=min(limits.max_file_bytes, info.file_size))
                 except _TooLarge:
-                    target.unlink(missing_ok=True)
+                    _discard(target)
                     skipped.append((name, "expands beyond its declared size (zip bomb), refused"))
                     continue
-                except (zipfile.BadZipFile, OSError, EOFError, RuntimeError, ValueError, NotImplementedError) as e:
-                    target.unlink(missing_ok=True)
+                except OSError as e:
+                    _discard(target)
+                    if e.errno in _FATAL_ERRNOS:  # the target disk, not the archive: stop the whole import
+                        raise DatasetError(
+                            f"cannot extract the archive into {str(dest.parent)!r}: {e.strerror}; free some disk "
+                            "space or set ECG_INSIGHT_HOME to a writable folder."
+                        ) from e
+                    if e.errno is None:  # raised by a decompressor (bz2): damaged data
+                        skipped.append((name, f"damaged entry ({e})"))
+                    elif e.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
+                        skipped.append((name, "clashes with another entry (a file and a folder of the same name), "
+                                              "refused"))
+                    else:
+                        skipped.append((name, f"cannot be written ({e.strerror or e}), refused"))
+                    continue
+                except _DAMAGED_ENTRY_ERRORS as e:
+                    _discard(target)
                     skipped.append((name, f"damaged entry ({e})"))
                     continue
                 written_total += n
@@ -635,9 +657,12 @@ def extract_zip(
                 extracted.append(name)
             if not extracted:
                 raise DatasetError("the archive contains no images (JPEG, PNG, BMP or TIFF).")
-            if dest.exists():
-                dest.rmdir()
-            tmp.rename(dest)
+            try:
+                if dest.exists():
+                    dest.rmdir()
+                tmp.rename(dest)
+            except OSError as e:  # e.g. the same archive imported at the same moment by another session
+                raise DatasetError(f"cannot create {str(dest)!r} ({e.strerror or e}); try again.") from e
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
@@ -646,6 +671,22 @@ def extract_zip(
 
 class _TooLarge(Exception):
     pass
+
+
+# errors of a damaged archive entry (zipfile, zlib, bz2 and lzma raise all of these on hostile data)
+_DAMAGED_ENTRY_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, RuntimeError, ValueError,
+                         NotImplementedError, zlib.error, lzma.LZMAError)
+# errors of the target file system that no later entry can avoid
+_FATAL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
+
+
+def _discard(path: Path) -> None:
+    """Remove a partly written file (never a folder that another entry created)."""
+    try:
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+    except OSError:
+        pass
 
 
 def _copy_limited(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, *, limit: int) -> int:

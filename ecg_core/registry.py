@@ -9,14 +9,17 @@
 * ``history.csv``, ``progress.jsonl``, ``log.txt``, ``split.csv``, ``predictions.csv``, ``eval.json``.
 
 Every file is written atomically (temporary file in the same folder, then ``os.replace``), so a killed job never
-leaves a half-written ``model.keras`` or ``run.json``. A run whose status says ``running`` but whose process is
-gone is reported as ``interrupted``; only ``completed`` and ``stopped`` runs with a model file are usable.
-Models are loaded with Keras ``safe_mode=True``: a model file with a Lambda layer or unknown custom objects is
-refused, and so is one whose class count or input size disagrees with its ``run.json``.
+leaves a half-written ``model.keras`` or ``run.json``; a write that fails (full disk, read-only folder) raises
+:class:`~ecg_core.errors.ConfigError` and leaves the previous file untouched. A run whose status says ``running``
+but whose process is gone is reported as ``interrupted``; only ``completed`` and ``stopped`` runs with an intact
+model file are usable. Models are loaded with Keras ``safe_mode=True``: a model file with a Lambda layer or unknown
+custom objects is refused, and so is one whose class count or input size disagrees with its ``run.json``.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
 import os
@@ -24,6 +27,7 @@ import re
 import secrets
 import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,18 +44,45 @@ _RUN_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,120}$")
 def atomic_write_bytes(path: str | Path, data: bytes) -> None:
     """Write ``data`` to ``path`` atomically (temp file in the same folder + fsync + rename)."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    tmp: str | None = None
     try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; run files are meant to be readable like any other
         os.replace(tmp, p)
+    except OSError as e:  # full disk, read-only folder...: a clear message, no temporary file left behind
+        _unlink_quietly(tmp)
+        raise _write_error(p, e) from e
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        _unlink_quietly(tmp)
         raise
+
+
+def _unlink_quietly(path: str | Path | None) -> None:
+    if path is not None:
+        try:
+            Path(path).unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+def _write_error(path: Path, e: OSError) -> ConfigError:
+    """A :class:`ConfigError` that says why a write failed (full disk, read-only folder, a file in the way...)."""
+    hint = {
+        errno.ENOSPC: "the disk is full; free some space",
+        errno.EDQUOT: "the disk quota is used up; free some space",
+        errno.EROFS: "the file system is read-only",
+        errno.EACCES: "the folder is not writable",
+        errno.EPERM: "the folder is not writable",
+        errno.ENOTDIR: "a part of the path is a file, not a folder",
+        errno.EEXIST: "a part of the path is a file, not a folder",
+    }.get(e.errno or 0)
+    detail = f" ({hint}, or choose another folder with ECG_INSIGHT_MODELS)" if hint else ""
+    return ConfigError(f"cannot write {str(path)!r}: {e.strerror or e}{detail}.")
 
 
 def _json_default(o: Any) -> Any:
@@ -85,13 +116,16 @@ def atomic_write_json(path: str | Path, obj: Any) -> None:
 def save_model_atomic(model: Any, path: str | Path) -> None:
     """``model.save`` into a temporary ``.keras`` file beside ``path``, then rename."""
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(f".{p.stem}.{secrets.token_hex(4)}.tmp.keras")
     try:
+        p.parent.mkdir(parents=True, exist_ok=True)
         model.save(str(tmp))
         os.replace(tmp, p)
+    except OSError as e:  # as in atomic_write_bytes
+        _unlink_quietly(tmp)
+        raise _write_error(p, e) from e
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _unlink_quietly(tmp)
         raise
 
 
@@ -176,7 +210,36 @@ def read_run(path: str | Path) -> RunInfo:
         problem = "the training process ended without finishing the run (killed or crashed)"
     elif status in USABLE_STATUSES and not (p / MODEL_FILE).is_file():
         problem = "model.keras is missing"
+    elif status in USABLE_STATUSES:
+        problem = _model_file_problem(p / MODEL_FILE)
     return RunInfo(str(meta.get("run_id", p.name)), p, status, meta, problem)
+
+
+_MODEL_CHECKS: dict[tuple[str, int, int], str] = {}
+
+
+def _model_file_problem(path: Path) -> str:
+    """What is wrong with a model file, or "" when it looks like a Keras archive (a zip with config and weights).
+
+    Cheap (reads the zip directory only; cached by size and modification time), so that the model pickers can list
+    a damaged file as unusable instead of failing when it is chosen.
+    """
+    try:
+        st = path.stat()
+    except OSError as e:
+        return f"model.keras cannot be read ({e.strerror or e})"
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _MODEL_CHECKS:
+        try:
+            with zipfile.ZipFile(path) as zf:
+                missing = sorted({"config.json", "model.weights.h5"} - set(zf.namelist()))
+            problem = f"model.keras is damaged and cannot be loaded (no {', '.join(missing)} inside)" if missing else ""
+        except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+            problem = f"model.keras is damaged and cannot be loaded (not a Keras archive: {e})"
+        if len(_MODEL_CHECKS) > 1024:
+            _MODEL_CHECKS.clear()
+        _MODEL_CHECKS[key] = problem
+    return _MODEL_CHECKS[key]
 
 
 def list_runs(models_dir: str | Path) -> list[RunInfo]:
@@ -194,6 +257,14 @@ def create_run(models_dir: str | Path, run_id: str, meta: dict[str, Any]) -> Pat
     root = Path(models_dir)
     try:
         root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as e:  # not "a run ... already exists"
+        raise ConfigError(f"cannot create a run in {root}: the models folder or one of its parents is a file; "
+                          "set ECG_INSIGHT_MODELS to a folder") from e
+    except PermissionError as e:
+        raise ConfigError(f"cannot create a run in {root}: the folder is not writable ({e.strerror})") from e
+    except OSError as e:
+        raise ConfigError(f"cannot create a run in {root}: {e.strerror or e}") from e
+    try:
         path = root / run_id
         path.mkdir(exist_ok=False)
     except FileExistsError:
@@ -209,7 +280,12 @@ def create_run(models_dir: str | Path, run_id: str, meta: dict[str, Any]) -> Pat
         "pid": os.getpid(),
         **meta,
     }
-    atomic_write_json(path / RUN_JSON, full)
+    try:
+        atomic_write_json(path / RUN_JSON, full)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            path.rmdir()  # no run folder without a run.json (e.g. the disk is full)
+        raise
     return path
 
 
@@ -233,6 +309,9 @@ def load_model(run: RunInfo | str | Path) -> Any:
     if not info.usable:
         why = info.problem or f"its status is {info.status!r}"
         raise ModelLoadError(f"run {info.run_id!r} has no usable model: {why}.")
+    for key, what in (("class_names", "the class names"), ("input_shape", "the input size")):
+        if not info.meta.get(key):  # without them the checks below cannot be made
+            raise ModelLoadError(f"run {info.run_id!r}: run.json does not give {what} ({key!r}); refused.")
     import keras
 
     import ecg_core.zoo  # noqa: F401  (registers the project's serialisable layers, if any)
@@ -241,19 +320,14 @@ def load_model(run: RunInfo | str | Path) -> Any:
     try:
         model = keras.models.load_model(str(path), compile=False, safe_mode=True)
     except Exception as e:  # Keras raises ValueError/TypeError/OSError/zipfile errors for bad files
-        msg = str(e).splitlines()[0][:300] if str(e) else type(e).__name__
-        if "lambda" in msg.lower() or "safe_mode" in msg.lower():
-            raise ModelLoadError(
-                f"run {info.run_id!r}: the model contains code (a Lambda layer) and is refused in safe mode."
-            ) from e
-        if "unknown" in msg.lower() or "could not locate" in msg.lower():
-            raise ModelLoadError(
-                f"run {info.run_id!r}: the model needs custom objects that this app does not provide ({msg}); "
-                "it is refused."
-            ) from e
-        raise ModelLoadError(f"run {info.run_id!r}: model.keras cannot be loaded ({msg}).") from e
+        raise _load_error(info.run_id, e) from e
+    if isinstance(model.output_shape, list) or isinstance(model.input_shape, list):
+        raise ModelLoadError(
+            f"run {info.run_id!r}: the model has {len(model.inputs)} inputs and {len(model.outputs)} outputs; "
+            "a classifier with one image input and one output is expected; refused."
+        )
     n_classes = len(info.class_names)
-    out_units = model.output_shape[-1] if not isinstance(model.output_shape, list) else None
+    out_units = model.output_shape[-1]
     if n_classes and out_units != n_classes:
         raise ModelLoadError(
             f"run {info.run_id!r}: the model has {out_units} outputs but run.json lists {n_classes} classes; refused."
@@ -265,6 +339,27 @@ def load_model(run: RunInfo | str | Path) -> Any:
             f"run {info.run_id!r}: the model expects input {got} but run.json says {list(expected)}; refused."
         )
     return model
+
+
+def _load_error(run_id: str, e: Exception) -> ModelLoadError:
+    """Turn a Keras loading failure into a message that says what was refused and why."""
+    full = str(e) or type(e).__name__
+    low = full.lower()
+    if "lambda" in low and ("safe_mode" in low or "arbitrary code" in low):
+        return ModelLoadError(
+            f"run {run_id!r}: the model contains code (a Lambda layer) and is refused in safe mode."
+        )
+    found = re.search(r"Could not locate (class|function) '([^']+)'", full)
+    if found:
+        return ModelLoadError(
+            f"run {run_id!r}: the model needs the custom {found[1]} {found[2]!r}, which this app does not "
+            "provide; it is refused (only Keras layers and the app's own layers are loaded)."
+        )
+    # Keras nests the real cause: "... could not be deserialized properly ... Exception encountered: <cause>"
+    cause = full.rsplit("Exception encountered:", 1)[-1].strip().splitlines()[0][:300] if full.strip() else full
+    if "non-modeling" in low or "disallowed" in low:
+        return ModelLoadError(f"run {run_id!r}: the model's configuration is refused in safe mode ({cause}).")
+    return ModelLoadError(f"run {run_id!r}: model.keras cannot be loaded ({cause}).")
 
 
 def preprocess_config_of(run: RunInfo):

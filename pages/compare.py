@@ -1,6 +1,241 @@
-"""Compare page — coming next (see the project's open issues)."""
+"""Compare page: training runs side by side — metrics with 95 % CIs and a leakage badge, per-model and per-class
+bars, training curves, confusion matrices, ROC and calibration curves, size and measured latency, k-fold results,
+the misclassified test images (click one to explain it) — and the leakage demonstration."""
 
+from pathlib import Path
+
+import pandas as pd
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
-st.title("Compare")
-st.info("This page is coming next: its issue has not landed yet. The Data and Preprocess pages work today.")
+from app_ui import common
+from ecg_core import compare, evaluate, paths, registry, viz_eval
+from ecg_core.errors import EcgCoreError
+
+GALLERY_COLUMNS = 4
+BADGE = {"ok": st.success, "leaky": st.warning, "unknown": st.info}
+
+
+# ------------------------------------------------------------------------------------------- cached loaders
+@st.cache_data(show_spinner=False, max_entries=128)
+def load_record(run_path: str, signature: str) -> compare.RunRecord:
+    return compare.load_run_record(Path(run_path))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def load_misclassified(run_path: str, signature: str) -> pd.DataFrame | None:
+    preds = compare.load_predictions(Path(run_path))
+    return None if preds is None else compare.misclassified(preds)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def measure_latency(run_path: str, signature: str, n: int) -> dict:
+    model = registry.load_model(Path(run_path))
+    return compare.measure_latency(model, n=n).to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def leakage_demos(models_dir: str, signature: str) -> list[dict]:
+    return compare.find_leakage_demos(registry.list_runs(models_dir))
+
+
+def chart(fig, name: str) -> None:
+    """A plotly chart whose modebar camera icon downloads it as PNG (done by the browser: no kaleido needed)."""
+    st.plotly_chart(fig, width="stretch", key=f"compare_fig_{name}", config={
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": "png", "filename": f"ecg-insight-{name}", "scale": 2},
+    })
+
+
+# --------------------------------------------------------------------------------------------------- page
+st.title("📊 Compare runs")
+st.caption(
+    "Every number is measured on each run's held-out test split, with 95 % confidence intervals from a bootstrap "
+    "over distinct images. To save a figure as PNG use the camera icon of its toolbar (top right of the chart); "
+    "the table downloads as CSV below it."
+)
+
+models_dir = paths.models_dir()
+with common.guard("Reading the model registry"):
+    infos = registry.list_runs(models_dir)
+    records = [load_record(str(r.path), compare.run_signature(r)) for r in infos]
+if not records:
+    st.info(
+        f"No trained runs yet in `{models_dir}`. Train a model on the Train page (or "
+        "`python -m ecg_core train --data DIR`), then compare runs here."
+    )
+    st.stop()
+
+usable = [r for r in records if r.usable]
+unusable = [r for r in records if not r.usable]
+if unusable:
+    with st.expander(f"{len(unusable)} run(s) cannot be compared", expanded=not usable):
+        st.dataframe(
+            pd.DataFrame({"run": [r.run_id for r in unusable], "status": [r.status for r in unusable],
+                          "reason": [r.problem for r in unusable]}),
+            hide_index=True, width="stretch",
+        )
+if not usable:
+    st.warning("None of the runs in the registry can be compared yet: see the reasons above.")
+    st.stop()
+
+# ---------------------------------------------------------------------------------- leakage demonstration
+demo_sig = "|".join(compare.run_signature(r) for r in infos if r.run_id.startswith(compare.LEAKDEMO_PREFIX))
+demos = leakage_demos(str(models_dir), demo_sig) if demo_sig else []
+with st.expander("🎓 Leakage demonstration: random file-level split vs group-aware split", expanded=bool(demos)):
+    if not demos:
+        st.caption(
+            "No demonstration in the registry yet. `python -m ecg_core leakage-demo --data DIR --height 96 "
+            "--width 160 --epochs 15` (or `scripts/leakage_demo.py`) trains one model twice on the same data — "
+            "once with a random file-level split, once split by duplicate group — and it appears here."
+        )
+    else:
+        tags = [d["tag"] for d in demos]
+        tag = st.selectbox("Demonstration", tags, key="compare_leak_demo") if len(demos) > 1 else tags[0]
+        demo = demos[tags.index(tag)]
+        left, right = st.columns(2)
+        for col, kind, title in ((left, "file", "Random file-level split (leaky)"),
+                                 (right, "group", "Split by duplicate group (honest)")):
+            r = demo["runs"][kind]
+            acc_ci, f1_ci = r.get("accuracy_ci") or [None, None], r.get("macro_f1_ci") or [None, None]
+            with col:
+                st.markdown(f"**{title}** · `{r['run_id']}`")
+                m1, m2 = st.columns(2)
+                m1.metric("test accuracy", f"{r['accuracy']:.1%}" if r.get("accuracy") is not None else "n/a")
+                m2.metric("test macro-F1", f"{r['macro_f1']:.3f}" if r.get("macro_f1") is not None else "n/a")
+                st.caption(
+                    (f"95 % CI accuracy {acc_ci[0]:.1%}–{acc_ci[1]:.1%}, macro-F1 {f1_ci[0]:.3f}–{f1_ci[1]:.3f}. "
+                     if None not in acc_ci and None not in f1_ci else "")
+                    + f"{r['n_test']} test files = {r['n_test_distinct']} distinct images; "
+                    f"{r.get('n_test_exact_in_train', '?')} test files have an exact copy in training "
+                    f"({r.get('n_test_group_in_train', '?')} an exact or near copy)."
+                )
+        st.info(demo["explanation"])
+
+# ------------------------------------------------------------------------------------------- run choice
+by_id = {r.run_id: r for r in usable}
+chosen = st.multiselect(
+    "Runs to compare", list(by_id), default=list(by_id)[:3], key="compare_runs",
+    format_func=lambda i: f"{i} ({by_id[i].arch}, split by {by_id[i].split_by})",
+)
+if not chosen:
+    st.info("Choose one or more runs above.")
+    st.stop()
+sel = [by_id[i] for i in chosen]
+reports = {r.run_id: r.report for r in sel}
+
+# latency is measured only after the button below was pressed (then cached per run and number of passes)
+latency: dict[str, dict] = {}
+latency_errors: dict[str, str] = {}
+n_passes = int(st.session_state.get("compare_latency_n", 20))
+if st.session_state.get("compare_latency_on"):
+    with st.spinner("Loading models and timing forward passes..."):
+        for r in sel:
+            try:
+                latency[r.run_id] = measure_latency(r.path, compare.run_signature(Path(r.path)), n_passes)
+            except EcgCoreError as e:
+                latency_errors[r.run_id] = str(e)
+
+# -------------------------------------------------------------------------------------------- the table
+st.subheader("Side by side")
+table = compare.compare_table(sel, latency_ms={k: v["median_ms"] for k, v in latency.items()} if latency else None)
+st.dataframe(compare.display_table(table), hide_index=True, width="stretch")
+st.download_button("Download the table (CSV)", table.to_csv(index=False).encode(), "ecg-insight-compare.csv",
+                   "text/csv", key="compare_download_csv")
+for r in sel:
+    badge = r.badge
+    BADGE.get(badge.level, st.info)(f"**{r.run_id}** · {badge.text}")
+
+# ------------------------------------------------------------------------------------------ metric charts
+chart(viz_eval.metrics_by_model(reports), "metrics-by-model")
+same_classes, why = evaluate.compatible_class_sets(reports)
+if same_classes:
+    chart(viz_eval.metrics_by_class(reports), "metrics-by-class")
+else:
+    st.warning(f"Per-class charts and confusion matrices are not merged across these runs: {why}. "
+               "Each run is shown on its own.")
+    for tab, r in zip(st.tabs(chosen), sel):
+        with tab:
+            chart(viz_eval.metrics_by_class({r.run_id: r.report}), f"metrics-by-class-{r.run_id}")
+
+st.subheader("Training and validation curves")
+chart(viz_eval.training_curves({r.run_id: r.history for r in sel}), "training-curves")
+
+st.subheader("Confusion matrices")
+cols = st.columns(min(3, len(sel)))
+for i, r in enumerate(sel):
+    with cols[i % len(cols)]:
+        chart(viz_eval.confusion_heatmap(r.report, title=r.run_id), f"confusion-{r.run_id}")
+if len(sel) > 1:
+    if same_classes:
+        with st.expander("Pooled confusion matrix (counts summed over the selected runs)"):
+            chart(viz_eval.confusion_heatmap(evaluate.merge_confusion(reports), class_names=sel[0].report.class_names,
+                                             title="pooled"), "confusion-pooled")
+    else:
+        st.caption(f"No pooled confusion matrix: {why}.")
+
+st.subheader("ROC curves (one-vs-rest) and calibration")
+classes = list(dict.fromkeys(c for r in sel for c in r.report.class_names))
+roc_class = st.selectbox("Class", ["all classes", *classes], key="compare_roc_class")
+chart(viz_eval.roc_curves(reports, classes=None if roc_class == "all classes" else [roc_class]), "roc")
+chart(viz_eval.reliability_diagram(reports), "calibration")
+
+# ------------------------------------------------------------------------------------------ size and speed
+st.subheader("Size and inference latency")
+c1, c2 = st.columns([1, 3])
+c1.number_input("forward passes", 5, 200, 20, step=5, key="compare_latency_n")
+c2.button("Measure latency (load each model, time single-image passes)", key="compare_latency_btn",
+          on_click=lambda: st.session_state.update(compare_latency_on=True))
+if latency:
+    st.dataframe(pd.DataFrame([
+        {"run": k, "median (ms)": round(v["median_ms"], 2), "p10 (ms)": round(v["p10_ms"], 2),
+         "p90 (ms)": round(v["p90_ms"], 2), "passes": v["n"], "input": "x".join(map(str, v["input_shape"]))}
+        for k, v in latency.items()
+    ]), hide_index=True, width="stretch")
+    st.caption("Batch of one preprocessed image, after 3 warm-up passes, on this machine (shared CPU/GPU): "
+               "compare runs measured together, not across machines.")
+for run_id, msg in latency_errors.items():
+    st.warning(f"{run_id}: latency not measured — {msg}")
+if not latency and not latency_errors:
+    st.caption("Parameters and model size are in the table; press the button to measure latency.")
+
+# -------------------------------------------------------------------------------------------------- k-fold
+kfold = {r.run_id: r.kfold_report for r in sel if r.kfold_report is not None}
+if kfold:
+    st.subheader("Cross-validation (out-of-fold predictions)")
+    st.caption("Group-aware k-fold: every file is predicted once by the model that did not train on its group.")
+    kf_table = compare.compare_table(sel, split="oof")
+    st.dataframe(compare.display_table(kf_table), hide_index=True, width="stretch")
+    chart(viz_eval.metrics_by_model(kfold, title="Metrics by model (out-of-fold)"), "metrics-by-model-oof")
+
+# ------------------------------------------------------------------------------------------ misclassified
+st.subheader("Misclassified test images")
+gallery_run = st.selectbox("Run", chosen, key="compare_gallery_run")
+run = by_id[gallery_run]
+with common.guard("Reading the predictions"):
+    wrong = load_misclassified(run.path, compare.run_signature(Path(run.path)))
+if wrong is None:
+    st.info(f"{gallery_run} has no predictions.csv.")
+elif wrong.empty:
+    st.success(f"{gallery_run} classified every test image correctly.")
+else:
+    st.caption(f"{len(wrong)} of {run.report.n} test files are wrong, most confident first. "
+               "Press “Explain” under an image to open it on the Explain page with this run.")
+    shown = st.slider("images shown", 1, len(wrong), min(12, len(wrong)), key="compare_gallery_n") \
+        if len(wrong) > 1 else 1
+    cols = st.columns(GALLERY_COLUMNS)
+    for i, row in enumerate(wrong.head(shown).itertuples(index=False)):
+        with cols[i % GALLERY_COLUMNS]:
+            thumb = common.thumbnail(row.path, 320) if Path(row.path).is_file() else None
+            if thumb is not None:
+                st.image(thumb, width="stretch")
+            else:
+                st.caption(f"`{Path(row.path).name}` cannot be shown (file moved or unreadable)")
+            st.caption(f"true **{row.true}** → predicted **{row.predicted}** ({row.confidence:.0%})")
+            if st.button("Explain", key=f"compare_explain_{i}", disabled=thumb is None):
+                st.session_state["explain_path"] = row.path
+                st.session_state["explain_run"] = gallery_run
+                try:
+                    st.switch_page("pages/explain.py")
+                except StreamlitAPIException:  # the page runs on its own (no navigation), e.g. in a test
+                    st.info("Open the Explain page: the image and run are selected there.")

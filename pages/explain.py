@@ -1,6 +1,383 @@
-"""Explain page — coming next (see the project's open issues)."""
+"""Explain page: pick a trained model and a report, check that it is an ECG, see the prediction, the heatmap on the
+full-resolution report for any class and method, attention per lead, faithfulness checks, a PDF report, and a
+batch mode for folders or zips. Widgets -> cached ecg_core calls -> figures; keys are prefixed ``explain_``.
 
+Another page can open an image here with ``st.session_state["explain_path"] = "/path/to/report.jpg"``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
 import streamlit as st
 
-st.title("Explain")
-st.info("This page is coming next: its issue has not landed yet. The Data and Preprocess pages work today.")
+from app_ui import common
+from ecg_core import ecg_check, explain, leads, paths, registry, report
+from ecg_core import preprocess as pp
+from ecg_core.errors import EcgCoreError
+from ecg_core.io import load_image, read_bytes
+
+st.title("🔎 Explain")
+st.caption(common.DISCLAIMER)
+
+
+@contextlib.contextmanager
+def safe(action: str) -> Iterator[None]:
+    """Like :func:`common.guard`, for model code too: any failure becomes a message, never a traceback."""
+    with common.guard(action):
+        try:
+            yield
+        except (EcgCoreError, OSError, ValueError):
+            raise  # common.guard shows these
+        except Exception as e:  # TensorFlow/Keras raise their own types; the UI shows a message only
+            first = str(e).splitlines()[0][:300] if str(e) else ""
+            st.error(f"{action} failed: {type(e).__name__}: {first}")
+            st.stop()
+
+
+def folder_signature(folder: str) -> str:
+    """Cheap change detector of a batch folder: number of files and newest modification time."""
+    p = Path(folder)
+    if not p.is_dir():
+        return folder
+    stats = [f.stat().st_mtime_ns for f in p.rglob("*") if f.is_file()]
+    return f"{len(stats)}:{max(stats, default=0)}"
+
+
+# ------------------------------------------------------------------------------------------------ cached calls
+@st.cache_resource(show_spinner=False)
+def explainer_cache() -> explain.ExplainerCache:
+    return explain.ExplainerCache(max_entries=3)
+
+
+def get_explainer(run: registry.RunInfo) -> explain.Explainer:
+    with st.spinner(f"Loading model {run.run_id}..."):
+        return explainer_cache().get(run)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def load_rgb(file_hash: str, _data: bytes, name: str) -> np.ndarray:
+    return load_image(_data, name=name).rgb
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def preprocess_cached(file_hash: str, cfg_hash: str, _rgb: np.ndarray, _cfg: pp.PreprocessConfig
+                      ) -> pp.PreprocessResult:
+    """Keyed by (file hash, config hash): switching method, class or opacity never preprocesses again."""
+    return pp.preprocess(_rgb, _cfg)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def check_cached(file_hash: str, _rgb: np.ndarray) -> ecg_check.EcgCheck:
+    return ecg_check.check_ecg(_rgb)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def layout_cached(file_hash: str, _rgb: np.ndarray, sidecar_key: str, _sidecar: dict | None) -> leads.LeadLayout:
+    return leads.layout_for(_rgb, sidecar=_sidecar)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _explain_small(run_key: str, file_hash: str, cfg_hash: str, method: str, class_index: int,
+                   _explainer: explain.Explainer, _pre: pp.PreprocessResult) -> tuple[np.ndarray, list[str]]:
+    ex = explain.explain_report(_explainer, _pre, method=method, class_index=class_index)
+    return ex.heatmap, ex.notes  # the model-input map is small; the full-resolution one is rebuilt (ms)
+
+
+def explain_cached(run_key: str, file_hash: str, cfg_hash: str, method: str, class_index: int,
+                   _explainer: explain.Explainer, _pre: pp.PreprocessResult) -> explain.Explanation:
+    heat, notes = _explain_small(run_key, file_hash, cfg_hash, method, class_index, _explainer, _pre)
+    return explain.Explanation(method, class_index, heat,
+                               explain.heatmap_to_original(heat, _pre.crop_box, _pre.original_shape), list(notes))
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def faithfulness_cached(run_key: str, file_hash: str, cfg_hash: str, method: str, class_index: int,
+                        _explainer: explain.Explainer, _x: np.ndarray, _heatmap: np.ndarray
+                        ) -> tuple[explain.FaithfulnessResult, explain.RandomisationCheck]:
+    faith = explain.deletion_insertion(_explainer, _x, _heatmap, class_index=class_index)
+    sanity = explain.randomisation_check(_explainer, _x, method=method, class_index=class_index, heatmap=_heatmap)
+    return faith, sanity
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def pdf_cached(key: str, _content: report.ReportContent) -> bytes:
+    return report.build_report(_content)
+
+
+@st.cache_data(show_spinner="Predicting every file of the batch...", max_entries=8)
+def batch_cached(run_key: str, folder: str, signature: str, check: bool, _explainer: explain.Explainer,
+                 _cfg: pp.PreprocessConfig) -> pd.DataFrame:
+    files = explain.list_batch_files(folder)
+    return explain.predict_files(_explainer, _cfg, files, class_names=_explainer.class_names, root=folder,
+                                 check=check)
+
+
+def run_key(run: registry.RunInfo) -> str:
+    model = run.path / registry.MODEL_FILE
+    return f"{run.path.resolve()}:{model.stat().st_mtime_ns if model.exists() else 0}"
+
+
+def png_bytes(rgb: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    return buf.tobytes() if ok else b""
+
+
+# ------------------------------------------------------------------------------------------------ model picker
+runs = registry.list_runs(paths.models_dir())
+usable = {r.run_id: r for r in runs if r.usable}
+unusable = [r for r in runs if not r.usable]
+if unusable:
+    with st.expander(f"{len(unusable)} runs cannot be used"):
+        st.dataframe(pd.DataFrame({"run": [r.run_id for r in unusable], "status": [r.status for r in unusable],
+                                   "reason": [r.problem or f"status {r.status}" for r in unusable]}),
+                     hide_index=True, width="stretch")
+if not usable:
+    st.info(f"No trained model is available in `{paths.models_dir()}`. Train one on the Train page (or with "
+            "`python -m ecg_core train --data <folder>`), then come back to explain its predictions.")
+    st.stop()
+run_id = st.selectbox("Model", list(usable), format_func=lambda r: usable[r].label, key="explain_run")
+run = usable[run_id]
+with safe("Reading the model's preprocessing"):
+    cfg = registry.preprocess_config_of(run)
+with safe(f"Loading model {run_id}"):
+    explainer = get_explainer(run)
+rkey = run_key(run)
+
+mode = st.radio("Mode", ["Single report", "Batch (folder or zip)"], horizontal=True, key="explain_mode")
+
+# ------------------------------------------------------------------------------------------------ batch mode
+if mode.startswith("Batch"):
+    st.caption("One row per file: the predicted class, or why there is none (unreadable, not an ECG report). "
+               "The model's stored preprocessing is used. Research and education use only — not a diagnosis.")
+    source = st.radio("Files", ["Folder path", "Zip upload"], horizontal=True, key="explain_batch_source")
+    folder = ""
+    if source == "Folder path":
+        folder = st.text_input("Folder with report images (searched recursively)", key="explain_batch_dir").strip()
+    else:
+        up = st.file_uploader("Zip of report images", type=["zip"], key="explain_batch_zip")
+        if up is not None:
+            with safe(f"Extracting {up.name}"):
+                root, skipped = explain.extract_batch_zip(up.getvalue(), paths.uploads_dir())
+            folder = str(root)
+            if skipped:
+                st.warning(f"{len(skipped)} entries of the zip were not extracted, e.g. "
+                           + "; ".join(f"{n} ({why})" for n, why in skipped[:3]))
+    refuse = st.checkbox("Refuse images that are not recognised as ECG reports", True, key="explain_batch_check")
+    if st.button("Predict the batch", key="explain_batch_run", disabled=not folder):
+        st.session_state["explain_batch_request"] = folder
+    if not folder or st.session_state.get("explain_batch_request") != folder:
+        st.info("Choose a folder or a zip, then press **Predict the batch**.")
+        st.stop()
+    with safe("Predicting the batch"):
+        table = batch_cached(rkey, folder, folder_signature(folder), refuse, explainer, cfg)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("files", len(table))
+    c2.metric("predicted", int((table["predicted"] != "").sum()))
+    c3.metric("not an ECG", int(table["reason"].str.startswith(explain.REASON_NOT_ECG).sum()))
+    c4.metric("unreadable", int(table["reason"].str.startswith(explain.REASON_UNREADABLE).sum()))
+    st.dataframe(table, hide_index=True, width="stretch")
+    st.download_button("Download predictions (CSV)", table.to_csv(index=False).encode(), "predictions.csv",
+                       "text/csv", key="explain_batch_csv")
+    st.stop()
+
+# ------------------------------------------------------------------------------------------------ one report
+data: bytes | None = None
+name = ""
+path: Path | None = None
+linked = st.session_state.get("explain_path")
+if linked:
+    path = Path(str(linked))
+    st.caption(f"Image opened from another page: `{path}`")
+    if st.button("Choose another image", key="explain_clear_path"):
+        del st.session_state["explain_path"]
+        st.rerun()
+else:
+    sources = ["Dataset sample", "Upload"]
+    fullres = paths.shared_data_dir() / "mendeley-fullres-samples"
+    if fullres.is_dir():
+        sources.insert(1, "Full-resolution sample")
+    source = st.radio("Image", sources, horizontal=True, key="explain_source")
+    if source == "Upload":
+        up = st.file_uploader("ECG report image", type=["jpg", "jpeg", "png", "bmp", "tif", "tiff"],
+                              key="explain_upload")
+        if up is None:
+            st.info("Upload a scan or photo of a 12-lead ECG report.")
+            st.stop()
+        data, name = up.getvalue(), up.name
+    elif source == "Full-resolution sample":
+        files = sorted(p for p in fullres.rglob("*") if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+        if not files:
+            st.warning("No images in the full-resolution sample folder.")
+            st.stop()
+        rel = st.selectbox("Full-resolution report", [str(p.relative_to(fullres)) for p in files],
+                           key="explain_fullres")
+        path = fullres / rel
+    else:
+        index = common.require_dataset()
+        ok = index[index["error"] == ""]
+        if ok.empty:
+            st.warning("The dataset has no readable image.")
+            st.stop()
+        rel = st.selectbox("Report from the current dataset", ok["rel_path"].tolist(), key="explain_sample")
+        path = Path(ok.loc[ok["rel_path"] == rel, "path"].iloc[0])
+if path is not None:
+    with safe("Reading the image"):
+        data = read_bytes(path)
+    name = path.name
+assert data is not None
+
+fhash = explain.file_hash(data)
+chash = cfg.config_hash()
+with safe("Loading the image"):
+    rgb = load_rgb(fhash, data, name)
+    pre = preprocess_cached(fhash, chash, rgb, cfg)
+for note in pre.notes:
+    st.info(note)
+with st.expander("Preprocessing steps (the model's stored configuration)"):
+    steps = pre.steps[1:]
+    for row in range(0, len(steps), 3):
+        cols = st.columns(3)
+        for col, (label, step) in zip(cols, steps[row : row + 3]):
+            col.image(step, caption=f"{label} · {step.shape[1]}x{step.shape[0]}", width="stretch")
+    st.caption(f"crop box (x0, y0, x1, y1) in original pixels: {pre.crop_box} · config hash `{chash}`")
+
+check = check_cached(fhash, rgb)
+if check.is_ecg:
+    st.success(f"Input check: {check.message} (score {check.score:.2f}).")
+else:
+    st.error(f"**Not recognised as an ECG report.** {'; '.join(check.failed)}.")
+    with st.expander("Why?"):
+        for r in check.reasons:
+            st.write("- " + r)
+    if not st.checkbox("Explain it anyway (for teaching; the output means nothing for this image)",
+                       key="explain_force"):
+        st.image(rgb, caption=name, width="stretch")
+        st.stop()
+
+# ------------------------------------------------------------------------------------------------ prediction
+with safe("Predicting"):
+    probs = explainer.predict_proba(pre.final)
+top = int(np.argmax(probs))
+left, right = st.columns([3, 2])
+left.plotly_chart(explain.probability_figure(probs, explainer.class_names), width="stretch",
+                  key="explain_probs_fig")
+with right:
+    st.markdown(f"**Model output:** {explainer.class_names[top]} ({probs[top]:.0%})")
+    st.caption("A research model's output, not a diagnosis.")
+    for msg in explain.class_messages(probs, explainer.class_names, preset=str(run.meta.get("preset", "cardiac-4"))):
+        with st.expander(f"{msg.class_name}: {msg.probability:.0%}", expanded=msg.class_index == top):
+            st.write(msg.text)
+
+# ------------------------------------------------------------------------------------------------ explanation
+c1, c2, c3 = st.columns(3)
+method = c1.selectbox("Method", explainer.methods, format_func=explain.method_title, key="explain_method")
+class_index = c2.selectbox("Explain class", list(range(len(explainer.class_names))), index=top,
+                           format_func=lambda i: f"{explainer.class_names[i]} ({probs[i]:.0%})", key="explain_class")
+alpha = c3.slider("Heatmap opacity", 0.0, 1.0, 0.55, 0.05, key="explain_alpha")
+with safe(f"Computing {explain.method_title(method)}"):
+    with st.spinner(f"{explain.method_title(method)}..."):
+        ex = explain_cached(rkey, fhash, chash, method, int(class_index), explainer, pre)
+for note in ex.notes:
+    st.warning(note)
+over = explain.overlay(rgb, ex.heatmap_orig, alpha=alpha)
+st.image(over, caption=f"{explain.method_title(method)} for “{explainer.class_names[class_index]}” on the "
+                       f"full-resolution report ({rgb.shape[1]}x{rgb.shape[0]})", width="stretch")
+st.download_button("Download the overlay (PNG, full resolution)", png_bytes(over), f"{Path(name).stem}_overlay.png",
+                   "image/png", key="explain_overlay_png")
+
+# ------------------------------------------------------------------------------------------------ comparison
+if st.toggle("Side-by-side comparison", key="explain_compare"):
+    kind = st.radio("Compare with", ["another method", "another model"], horizontal=True, key="explain_compare_kind")
+    a, b = st.columns(2)
+    a.image(over, caption=f"{run_id} · {explain.method_title(method)}", width="stretch")
+    if kind == "another method":
+        others = [m for m in explainer.methods if m != method]
+        m2 = st.selectbox("Second method", others, format_func=explain.method_title, key="explain_method2")
+        with safe(f"Computing {explain.method_title(m2)}"):
+            ex2 = explain_cached(rkey, fhash, chash, m2, int(class_index), explainer, pre)
+        b.image(explain.overlay(rgb, ex2.heatmap_orig, alpha=alpha), caption=f"{run_id} · "
+                f"{explain.method_title(m2)}", width="stretch")
+    else:
+        others = [r for r in usable if r != run_id]
+        if not others:
+            b.info("Only one usable model: train another to compare.")
+        else:
+            r2 = usable[st.selectbox("Second model", others, format_func=lambda r: usable[r].label,
+                                     key="explain_run2")]
+            with safe(f"Explaining with {r2.run_id}"):
+                cfg2 = registry.preprocess_config_of(r2)
+                exp2 = get_explainer(r2)
+                pre2 = preprocess_cached(fhash, cfg2.config_hash(), rgb, cfg2)
+                target = explainer.class_names[class_index]
+                ci2 = exp2.class_names.index(target) if target in exp2.class_names else None
+                if ci2 is None:
+                    ci2 = int(np.argmax(exp2.predict_proba(pre2.final)))
+                m2 = method if method in exp2.methods else exp2.methods[0]
+                ex2 = explain_cached(run_key(r2), fhash, cfg2.config_hash(), m2, ci2, exp2, pre2)
+            b.image(explain.overlay(rgb, ex2.heatmap_orig, alpha=alpha), caption=f"{r2.run_id} · "
+                    f"{explain.method_title(m2)} for “{exp2.class_names[ci2]}”", width="stretch")
+
+# ------------------------------------------------------------------------------------------------ leads
+st.subheader("Attention per lead")
+sidecar = leads.load_sidecar(path) if path is not None else None
+with safe("Finding the leads"):
+    layout = layout_cached(fhash, rgb, "sidecar" if sidecar else "detect", sidecar)
+    table = leads.lead_attention(ex.heatmap_orig, layout)
+if layout.is_fallback:
+    st.warning(f"Template lead boxes: {layout.message}.")
+else:
+    st.caption(layout.message)
+lc, rc = st.columns([3, 2])
+lc.plotly_chart(leads.attention_bar(table), width="stretch", key="explain_leads_fig")
+with rc:
+    terr = leads.territory_attention(table)
+    st.dataframe(terr.assign(mass=(terr["mass"] * 100).round(1)).rename(columns={"mass": "attention %"}),
+                 hide_index=True, width="stretch")
+    st.caption(f"{table.attrs.get('outside_mass', 0.0):.0%} of the attention lies outside every lead box.")
+    if sidecar and sidecar.get("pathology_leads"):
+        truth = list(sidecar["pathology_leads"])
+        lm = explain.lead_mass_score(ex.heatmap_orig, layout.boxes, truth, region=pre.crop_box)
+        hit = explain.pointing_game(ex.heatmap_orig, layout.boxes, truth)
+        st.caption(f"Synthetic ground truth: pathology in {', '.join(truth)} · pointing game "
+                   f"{'hit' if hit else 'miss'} · {lm.mass_fraction:.0%} of the attention there "
+                   f"({lm.ratio:.1f}x their area share)")
+top_leads = table["lead"].head(3).tolist()
+st.image(leads.draw_boxes(over, layout, highlight=top_leads), caption="Lead boxes (territory colours; the three most "
+         "attended leads drawn thicker)", width="stretch")
+
+# ------------------------------------------------------------------------------------------------ faithfulness
+st.subheader("Is the map faithful to the model?")
+faith_key = f"{rkey}|{fhash}|{method}|{class_index}"
+if st.button("Run the faithfulness checks (deletion / insertion curves, model-randomisation test)",
+             key="explain_faith_run"):
+    st.session_state["explain_faith_key"] = faith_key
+if st.session_state.get("explain_faith_key") == faith_key:
+    with safe("The faithfulness checks"), st.spinner("Deleting and inserting regions, randomising layers..."):
+        faith, sanity = faithfulness_cached(rkey, fhash, chash, method, int(class_index), explainer, pre.final,
+                                            ex.heatmap)
+    st.plotly_chart(explain.faithfulness_figure(faith), width="stretch", key="explain_faith_fig")
+    st.write(faith.summary + ".")
+    (st.success if sanity.passed else st.warning)(sanity.message + ".")
+else:
+    st.caption("Slower (a few seconds): removes the most attended regions first (filled with the paper colour) "
+               "and compares with a random order, then checks that the map changes when the top layers of the "
+               "model are randomised.")
+
+# ------------------------------------------------------------------------------------------------ PDF
+st.subheader("Report")
+if st.toggle("Prepare a PDF report", key="explain_pdf_on"):
+    content = report.ReportContent(
+        image=rgb, overlay=over, probs=probs, class_names=explainer.class_names, run_meta=run.meta,
+        method_title=explain.method_title(method), explained_class=explainer.class_names[class_index],
+        image_name=name, lead_table=table, layout_message=layout.message, ecg_check_message=check.message,
+        notes=ex.notes)
+    with safe("Building the PDF"):
+        pdf = pdf_cached(f"{faith_key}|{alpha:.2f}|{layout.source}", content)
+    st.download_button("Download the PDF report", pdf, f"{Path(name).stem}_explained.pdf", "application/pdf",
+                       key="explain_pdf")

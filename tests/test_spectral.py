@@ -1,7 +1,7 @@
 """Tests of ecg_core.signals (records, beats, VF windows) and ecg_core.spectral (images, splits, dataset builder).
 
 Tests marked ``needs_data`` use the MIT-BIH files of ``../shared/data/signals`` and are skipped when that folder is
-absent (a fresh clone); the rest run on the synthetic records of ``assets/demo_signals`` and on toy arrays.
+absent (a fresh clone); the rest run on the synthetic demo records (``signals.ensure_demo_records``) and on toy arrays.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from ecg_core.errors import ConfigError, DatasetError, EcgCoreError, SignalLoadE
 from ecg_core.signals import (
     Record,
     SegmentConfig,
+    ensure_demo_records,
     extract_segments,
     read_csv_signal,
     read_record,
@@ -40,7 +41,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data" / "signals"
 MITDB = DATA / "mitdb-ds1"
 VFDB = DATA / "vfdb-dev"
-DEMO = REPO / "assets" / "demo_signals"
+DEMO = ensure_demo_records()[0].parent  # synthetic records, generated on first use (<app home>/demo-signals)
 needs_data = pytest.mark.skipif(
     not (MITDB.is_dir() and VFDB.is_dir()),
     reason=f"MIT-BIH signal data not found at {DATA} (only present beside the repo as ../shared)",

@@ -1,0 +1,165 @@
+"""AppTest of the Explain page with a tiny model trained here: an image (linked by path, or uploaded) -> input check
+-> prediction -> overlay -> PDF bytes; the second method reuses the cached preprocessing; no runs, unusable runs,
+a non-ECG image and the batch mode."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import streamlit as st
+from streamlit.testing.v1 import AppTest
+
+from conftest import write_image
+
+REPO = Path(__file__).resolve().parents[1]
+PAGE = str(REPO / "pages" / "explain.py")
+TIMEOUT = 300
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[Path, Path]:
+    """(models folder with one tiny run trained on synthetic reports, the synthetic dataset)."""
+    from ecg_core.preprocess import PreprocessConfig
+    from ecg_core.synth import generate_dataset
+    from ecg_core.train import TrainConfig, run_training
+
+    tmp = tmp_path_factory.mktemp("page")
+    data = tmp / "synth"
+    generate_dataset(data, per_class=3, seed=21, px_per_mm=2.5, artifacts=False, image_format="png")
+    cfg = TrainConfig(data_dir=str(data), arch="custom_cnn", preprocess=PreprocessConfig(height=64, width=96),
+                      epochs=2, batch_size=4, val_frac=0.25, test_frac=0.25, augment="none")
+    run_training(cfg, models_dir=tmp / "models", run_id="tiny", cache_root=tmp / "cache")
+    return tmp / "models", data
+
+
+@pytest.fixture
+def page(trained, monkeypatch, tmp_path):
+    models, _ = trained
+    monkeypatch.setenv("ECG_INSIGHT_MODELS", str(models))
+    monkeypatch.setenv("ECG_INSIGHT_HOME", str(tmp_path / "home"))
+    st.cache_data.clear()  # other tests' cached values must not hide the calls counted here
+
+    def make(**state) -> AppTest:
+        at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+        for k, v in state.items():
+            at.session_state[k] = v
+        return at
+
+    return make
+
+
+def _captions(at: AppTest) -> str:
+    return " ".join(str(el.proto) for el in at.get("imgs")) + " ".join(str(el.proto) for el in at.get("image"))
+
+
+def test_linked_image_prediction_overlay_pdf(page, trained, monkeypatch) -> None:
+    import ecg_core.preprocess as pp
+    import ecg_core.report as report
+
+    calls = {"preprocess": 0}
+    real_pre = pp.preprocess
+
+    def counting(*a, **k):
+        calls["preprocess"] += 1
+        return real_pre(*a, **k)
+
+    monkeypatch.setattr(pp, "preprocess", counting)
+    pdfs: list[bytes] = []
+    real_build = report.build_report
+
+    def recording(content):
+        out = real_build(content)
+        pdfs.append(out)
+        return out
+
+    monkeypatch.setattr(report, "build_report", recording)
+
+    _, data = trained
+    image = sorted((data / "myocardial_infarction").glob("*.png"))[0]
+    at = page(explain_path=str(image)).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert any("recognised as an ECG report" in s.value for s in at.success)
+    assert any(m.value.startswith("**Model output:**") for m in at.markdown)
+    assert len(at.get("plotly_chart")) >= 2  # probabilities and attention per lead
+    assert "full-resolution report" in _captions(at)
+    assert any("ground truth" in c.value for c in at.caption)  # the sidecar's pathology leads were used
+    assert calls["preprocess"] == 1
+
+    # another method and class, a lower opacity, the comparison and the PDF in one rerun
+    at.selectbox(key="explain_method").set_value("gradcam++")
+    at.selectbox(key="explain_class").set_value(2)
+    at.slider(key="explain_alpha").set_value(0.3)
+    at.toggle(key="explain_compare").set_value(True)
+    at.toggle(key="explain_pdf_on").set_value(True)
+    at.run()
+    assert not at.exception, at.exception
+    assert calls["preprocess"] == 1  # another method: the cached PreprocessResult is reused
+    assert "Grad-CAM++" in _captions(at)
+    assert pdfs and pdfs[-1].startswith(b"%PDF") and len(pdfs[-1]) > 10_000
+    assert [b.key for b in at.get("download_button")] == ["explain_overlay_png", "explain_pdf"]
+
+    at.button(key="explain_faith_run").click().run()
+    assert not at.exception, at.exception
+    assert calls["preprocess"] == 1
+    assert any("random order" in m.value for m in at.markdown)
+    assert any("sanity check" in m.value for m in list(at.success) + list(at.warning))
+
+
+def test_upload_branch(page, trained) -> None:
+    _, data = trained
+    image = sorted((data / "normal").glob("*.png"))[0]
+    at = page(explain_source="Upload").run()
+    assert not at.exception and any("Upload a scan" in i.value for i in at.info)
+    at.file_uploader(key="explain_upload").set_value(("report.png", image.read_bytes(), "image/png")).run()
+    assert not at.exception, at.exception
+    assert any(m.value.startswith("**Model output:**") for m in at.markdown)
+    # an upload has no sidecar: the leads are detected (or the template says so)
+    assert not any("ground truth" in c.value for c in at.caption)
+    at.file_uploader(key="explain_upload").set_value(("bad.png", b"%PDF-1.4 not an image", "image/png")).run()
+    assert not at.exception
+    assert any("a PDF document" in e.value for e in at.error)
+
+
+def test_not_an_ecg_gets_no_diagnosis(page, tmp_path) -> None:
+    rng = np.random.default_rng(0)
+    noise = write_image(tmp_path / "noise.png", rng.integers(0, 256, (400, 560, 3), dtype=np.uint8))
+    at = page(explain_path=str(noise)).run()
+    assert not at.exception, at.exception
+    assert any("Not recognised as an ECG report" in e.value for e in at.error)
+    assert not any(m.value.startswith("**Model output:**") for m in at.markdown)
+    at.checkbox(key="explain_force").check().run()
+    assert not at.exception and any(m.value.startswith("**Model output:**") for m in at.markdown)
+
+
+def test_no_runs_and_unusable_runs(monkeypatch, tmp_path) -> None:
+    models = tmp_path / "models"
+    monkeypatch.setenv("ECG_INSIGHT_MODELS", str(models))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception and any("No trained model" in i.value for i in at.info)
+    (models / "broken").mkdir(parents=True)
+    (models / "broken" / "run.json").write_text(json.dumps({"run_id": "broken", "status": "failed"}))
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception
+    assert any("1 runs cannot be used" in e.label for e in at.expander)
+    assert any("No trained model" in i.value for i in at.info)
+
+
+def test_batch_mode_with_a_bad_file(page, trained, tmp_path) -> None:
+    _, data = trained
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for p in sorted(data.glob("*/*.png"))[:2]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    at = page(explain_mode="Batch (folder or zip)").run()
+    assert not at.exception
+    at.text_input(key="explain_batch_dir").set_value(str(folder)).run()
+    at.button(key="explain_batch_run").click().run()
+    assert not at.exception, at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"files": "3", "predicted": "2", "not an ECG": "0", "unreadable": "1"}
+    assert [b.key for b in at.get("download_button")] == ["explain_batch_csv"]
