@@ -57,7 +57,8 @@ with st.expander("New training job", expanded=not any(r.status == "running" for 
                     "unfreeze": int(unfreeze)}
             runs.append({"run_id": run_id, "args": jobs.train_args(run_id, models_dir, data_dir, arch, options=opts)})
             time.sleep(0.01)
-        jobs.start_queue(models_dir, qid, runs)
+        with common.guard("Starting the training job"):
+            jobs.start_queue(models_dir, qid, runs)
         st.session_state["train_queue"] = qid
         st.success(f"Started {len(runs)} job(s): {', '.join(r['run_id'] for r in runs)}")
 
