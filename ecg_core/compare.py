@@ -34,7 +34,7 @@ import pandas as pd
 
 from ecg_core import registry
 from ecg_core.errors import ConfigError, EcgCoreError
-from ecg_core.evaluate import EvalReport, compare_frame, evaluate_frame, read_predictions
+from ecg_core.evaluate import EvalReport, compare_frame, evaluate_frame, json_safe, read_predictions
 from ecg_core.registry import RunInfo
 
 __all__ = [
@@ -551,7 +551,7 @@ def leakage_summary(file_run: RunInfo | str | os.PathLike[str], group_run: RunIn
         },
     }
     summary["explanation"] = explain_gap(summary)
-    return _json_safe(summary)
+    return json_safe(summary)
 
 
 def explain_gap(summary: Mapping[str, Any]) -> str:
@@ -571,21 +571,6 @@ def explain_gap(summary: Mapping[str, Any]) -> str:
                 f"while the group split tests on {g.get('n_test_distinct')} images it never saw in any copy.")
     return (f"Here the file-level split scored no higher ({acc_f:.1%} vs {acc_g:.1%}) even though {copy_txt}; with "
             "so few test images chance dominates — its number is still not an honest estimate.")
-
-
-def _json_safe(obj: Any) -> Any:
-    """NaN/inf -> None and NumPy scalars -> Python numbers, recursively (``json.dumps(allow_nan=False)`` accepts it)."""
-    if isinstance(obj, Mapping):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
-    if isinstance(obj, bool | np.bool_):
-        return bool(obj)
-    if isinstance(obj, int | np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        return float(obj) if math.isfinite(float(obj)) else None
-    return obj
 
 
 def _num(v: Any) -> float | None:

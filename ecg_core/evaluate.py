@@ -210,7 +210,7 @@ class EvalReport:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-safe dict (NaN and infinities become ``None``); ``json.dumps(..., allow_nan=False)`` accepts it."""
-        return _json_safe(
+        return json_safe(
             {
                 "schema_version": SCHEMA_VERSION,
                 "n": self.n,
@@ -859,11 +859,12 @@ def _f(value: Any) -> float:
     return math.nan if value is None else float(value)
 
 
-def _json_safe(obj: Any) -> Any:
-    if isinstance(obj, dict):
-        return {str(k): _json_safe(v) for k, v in obj.items()}
+def json_safe(obj: Any) -> Any:
+    """NaN/inf -> None, NumPy scalars/arrays -> Python values, recursively (safe for ``json.dumps``)."""
+    if isinstance(obj, Mapping):
+        return {str(k): json_safe(v) for k, v in obj.items()}
     if isinstance(obj, list | tuple):
-        return [_json_safe(v) for v in obj]
+        return [json_safe(v) for v in obj]
     if isinstance(obj, bool | np.bool_):
         return bool(obj)
     if isinstance(obj, int | np.integer):
@@ -871,7 +872,7 @@ def _json_safe(obj: Any) -> Any:
     if isinstance(obj, float | np.floating):
         return float(obj) if math.isfinite(obj) else None
     if isinstance(obj, np.ndarray):
-        return _json_safe(obj.tolist())
+        return json_safe(obj.tolist())
     return obj
 
 
