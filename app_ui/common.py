@@ -41,6 +41,15 @@ def guard(action: str = "This step") -> Iterator[None]:
         st.stop()
 
 
+# ------------------------------------------------------------------------------------------------ models
+@st.cache_resource(show_spinner=False)
+def explainer_cache():  # -> ecg_core.explain.ExplainerCache (imported lazily: no TensorFlow at app start)
+    """The app's one cache of loaded models (shared by the Explain page and the start-up warm-up)."""
+    from ecg_core import explain
+
+    return explain.ExplainerCache(max_entries=3)
+
+
 # ------------------------------------------------------------------------------------------------ dataset choice
 def _folder_signature(root: str) -> str:
     """Cheap change detector for a folder tree: number of entries and newest modification time."""

@@ -42,6 +42,9 @@ class LoadedImage:
     source_mode: str
     exif_rotated: bool
     n_bytes: int
+    #: (width, height) of the stored picture, upright; larger than ``rgb`` when a JPEG was decoded at a reduced
+    #: scale (``draft_size``). (0, 0) when unknown.
+    original_size: tuple[int, int] = (0, 0)
 
     @property
     def height(self) -> int:
@@ -154,10 +157,12 @@ def _decode(
             if getattr(im, "n_frames", 1) > 1 and fmt not in ("MPO", "TIFF"):
                 raise ImageLoadError(f"{label}: animated images are not supported; upload a single still image.")
             mode = im.mode
+            orient = _orientation(im)
+            full = (h, w) if orient in (5, 6, 7, 8) else (w, h)
             if draft_size is not None and fmt in ("JPEG", "MPO"):
                 im.draft("RGB", draft_size)
             im.load()
-            rotated = _orientation(im) not in (None, 1)
+            rotated = orient not in (None, 1)
             if rotated:
                 im = ImageOps.exif_transpose(im)
             rgb = _to_rgb8(im)
@@ -178,7 +183,8 @@ def _decode(
         raise ImageLoadError(f"{label}: the image is damaged or truncated and cannot be decoded ({e}).") from e
     except Exception as e:  # Pillow plugins raise odd things on hostile inputs; never let them escape
         raise ImageLoadError(f"{label}: the image cannot be decoded ({type(e).__name__}: {e}).") from e
-    return LoadedImage(rgb=rgb, source_format=fmt, source_mode=mode, exif_rotated=bool(rotated), n_bytes=len(data))
+    return LoadedImage(rgb=rgb, source_format=fmt, source_mode=mode, exif_rotated=bool(rotated), n_bytes=len(data),
+                       original_size=(int(full[0]), int(full[1])))
 
 
 def _orientation(im: Image.Image) -> int | None:

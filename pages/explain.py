@@ -1,6 +1,7 @@
 """Explain page: pick a trained model and a report, check that it is an ECG, see the prediction, the heatmap on the
-full-resolution report for any class and method, attention per lead, faithfulness checks, a PDF report, and a
-batch mode for folders or zips. Widgets -> cached ecg_core calls -> figures; keys are prefixed ``explain_``.
+report for any class and method (shown at display resolution, downloadable at full resolution), attention per
+lead, faithfulness checks, a PDF report, and a batch mode for folders or zips. Widgets -> ``ecg_core.pipeline``
+(cached per model) -> figures; keys are prefixed ``explain_``.
 
 Another page can open an image here with ``st.session_state["explain_path"] = "/path/to/report.jpg"``.
 """
@@ -17,10 +18,10 @@ import pandas as pd
 import streamlit as st
 
 from app_ui import common
-from ecg_core import ecg_check, explain, leads, paths, registry, report
+from ecg_core import explain, leads, paths, pipeline, registry, report
 from ecg_core import preprocess as pp
 from ecg_core.errors import EcgCoreError
-from ecg_core.io import load_image, read_bytes
+from ecg_core.io import read_bytes
 
 st.title("🔎 Explain")
 st.caption(common.DISCLAIMER)
@@ -50,50 +51,16 @@ def folder_signature(folder: str) -> str:
 
 
 # ------------------------------------------------------------------------------------------------ cached calls
-@st.cache_resource(show_spinner=False)
-def explainer_cache() -> explain.ExplainerCache:
-    return explain.ExplainerCache(max_entries=3)
-
-
 def get_explainer(run: registry.RunInfo) -> explain.Explainer:
     with st.spinner(f"Loading model {run.run_id}..."):
-        return explainer_cache().get(run)
+        return common.explainer_cache().get(run)
 
 
-@st.cache_data(show_spinner=False, max_entries=8)
-def load_rgb(file_hash: str, _data: bytes, name: str) -> np.ndarray:
-    return load_image(_data, name=name).rgb
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def preprocess_cached(file_hash: str, cfg_hash: str, _rgb: np.ndarray, _cfg: pp.PreprocessConfig
-                      ) -> pp.PreprocessResult:
-    """Keyed by (file hash, config hash): switching method, class or opacity never preprocesses again."""
-    return pp.preprocess(_rgb, _cfg)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def check_cached(file_hash: str, _rgb: np.ndarray) -> ecg_check.EcgCheck:
-    return ecg_check.check_ecg(_rgb)
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def layout_cached(file_hash: str, _rgb: np.ndarray, sidecar_key: str, _sidecar: dict | None) -> leads.LeadLayout:
-    return leads.layout_for(_rgb, sidecar=_sidecar)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def _explain_small(run_key: str, file_hash: str, cfg_hash: str, method: str, class_index: int,
-                   _explainer: explain.Explainer, _pre: pp.PreprocessResult) -> tuple[np.ndarray, list[str]]:
-    ex = explain.explain_report(_explainer, _pre, method=method, class_index=class_index)
-    return ex.heatmap, ex.notes  # the model-input map is small; the full-resolution one is rebuilt (ms)
-
-
-def explain_cached(run_key: str, file_hash: str, cfg_hash: str, method: str, class_index: int,
-                   _explainer: explain.Explainer, _pre: pp.PreprocessResult) -> explain.Explanation:
-    heat, notes = _explain_small(run_key, file_hash, cfg_hash, method, class_index, _explainer, _pre)
-    return explain.Explanation(method, class_index, heat,
-                               explain.heatmap_to_original(heat, _pre.crop_box, _pre.original_shape), list(notes))
+@st.cache_resource(show_spinner=False, max_entries=4)
+def report_pipeline(run_key: str, _explainer: explain.Explainer, _cfg: pp.PreprocessConfig) -> pipeline.ReportPipeline:
+    """One pipeline per model (keyed by run folder and model file time): its caches keep a second method, class
+    or opacity from decoding and preprocessing the report again."""
+    return pipeline.ReportPipeline(_explainer, _cfg, cache_size=8)
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
@@ -234,9 +201,15 @@ assert data is not None
 
 fhash = explain.file_hash(data)
 chash = cfg.config_hash()
-with safe("Loading the image"):
-    rgb = load_rgb(fhash, data, name)
-    pre = preprocess_cached(fhash, chash, rgb, cfg)
+pipe = report_pipeline(rkey, explainer, cfg)
+sidecar = leads.load_sidecar(path) if path is not None else None
+# the method chosen last (or the first one): for the top class one pass gives the prediction and the map, while
+# the ECG check and the lead detection run beside it
+chosen = st.session_state.get("explain_method")
+first_method = chosen if chosen in explainer.methods else explainer.methods[0]
+with safe(f"Reading and explaining {name}"), st.spinner("Reading, predicting and explaining..."):
+    prepared, first = pipe.analyse(data, name, method=first_method, sidecar=sidecar, key=fhash)
+pre, rgb, check, layout = prepared.pre, prepared.rgb, prepared.check, prepared.layout
 for note in pre.notes:
     st.info(note)
 with st.expander("Preprocessing steps (the model's stored configuration)"):
@@ -245,9 +218,9 @@ with st.expander("Preprocessing steps (the model's stored configuration)"):
         cols = st.columns(3)
         for col, (label, step) in zip(cols, steps[row : row + 3]):
             col.image(step, caption=f"{label} · {step.shape[1]}x{step.shape[0]}", width="stretch")
-    st.caption(f"crop box (x0, y0, x1, y1) in original pixels: {pre.crop_box} · config hash `{chash}`")
+    st.caption(f"crop box (x0, y0, x1, y1) in the pixels of the decoded image ({pre.original_shape[1]}x"
+               f"{pre.original_shape[0]}): {pre.crop_box} · config hash `{chash}`")
 
-check = check_cached(fhash, rgb)
 if check.is_ecg:
     st.success(f"Input check: {check.message} (score {check.score:.2f}).")
 else:
@@ -261,9 +234,7 @@ else:
         st.stop()
 
 # ------------------------------------------------------------------------------------------------ prediction
-with safe("Predicting"):
-    probs = explainer.predict_proba(pre.final)
-top = int(np.argmax(probs))
+probs, top = first.probs, first.top
 left, right = st.columns([3, 2])
 left.plotly_chart(explain.probability_figure(probs, explainer.class_names), width="stretch",
                   key="explain_probs_fig")
@@ -282,14 +253,16 @@ class_index = c2.selectbox("Explain class", list(range(len(explainer.class_names
 alpha = c3.slider("Heatmap opacity", 0.0, 1.0, 0.55, 0.05, key="explain_alpha")
 with safe(f"Computing {explain.method_title(method)}"):
     with st.spinner(f"{explain.method_title(method)}..."):
-        ex = explain_cached(rkey, fhash, chash, method, int(class_index), explainer, pre)
+        ex = pipe.explain(prepared, method=method, class_index=int(class_index))
 for note in ex.notes:
     st.warning(note)
-over = explain.overlay(rgb, ex.heatmap_orig, alpha=alpha)
-st.image(over, caption=f"{explain.method_title(method)} for “{explainer.class_names[class_index]}” on the "
-                       f"full-resolution report ({rgb.shape[1]}x{rgb.shape[0]})", width="stretch")
-st.download_button("Download the overlay (PNG, full resolution)", png_bytes(over), f"{Path(name).stem}_overlay.png",
-                   "image/png", key="explain_overlay_png")
+over = explain.overlay(rgb, ex.heatmap_display, alpha=alpha)
+orig_w, orig_h = prepared.original_size
+st.image(over, caption=f"{explain.method_title(method)} for “{explainer.class_names[class_index]}” on the report "
+                       f"(shown at {rgb.shape[1]}x{rgb.shape[0]}; original {orig_w}x{orig_h})", width="stretch")
+st.download_button("Download the overlay (PNG, full resolution)",
+                   lambda: png_bytes(pipeline.full_resolution_overlay(data, name, ex, alpha=alpha)),
+                   f"{Path(name).stem}_overlay.png", "image/png", key="explain_overlay_png")
 
 # ------------------------------------------------------------------------------------------------ comparison
 if st.toggle("Side-by-side comparison", key="explain_compare"):
@@ -300,8 +273,8 @@ if st.toggle("Side-by-side comparison", key="explain_compare"):
         others = [m for m in explainer.methods if m != method]
         m2 = st.selectbox("Second method", others, format_func=explain.method_title, key="explain_method2")
         with safe(f"Computing {explain.method_title(m2)}"):
-            ex2 = explain_cached(rkey, fhash, chash, m2, int(class_index), explainer, pre)
-        b.image(explain.overlay(rgb, ex2.heatmap_orig, alpha=alpha), caption=f"{run_id} · "
+            ex2 = pipe.explain(prepared, method=m2, class_index=int(class_index))
+        b.image(explain.overlay(rgb, ex2.heatmap_display, alpha=alpha), caption=f"{run_id} · "
                 f"{explain.method_title(m2)}", width="stretch")
     else:
         others = [r for r in usable if r != run_id]
@@ -313,22 +286,18 @@ if st.toggle("Side-by-side comparison", key="explain_compare"):
             with safe(f"Explaining with {r2.run_id}"):
                 cfg2 = registry.preprocess_config_of(r2)
                 exp2 = get_explainer(r2)
-                pre2 = preprocess_cached(fhash, cfg2.config_hash(), rgb, cfg2)
+                pipe2 = report_pipeline(run_key(r2), exp2, cfg2)
+                prepared2 = pipe2.prepare(data, name, sidecar=sidecar, key=fhash)
                 target = explainer.class_names[class_index]
                 ci2 = exp2.class_names.index(target) if target in exp2.class_names else None
-                if ci2 is None:
-                    ci2 = int(np.argmax(exp2.predict_proba(pre2.final)))
                 m2 = method if method in exp2.methods else exp2.methods[0]
-                ex2 = explain_cached(run_key(r2), fhash, cfg2.config_hash(), m2, ci2, exp2, pre2)
-            b.image(explain.overlay(rgb, ex2.heatmap_orig, alpha=alpha), caption=f"{r2.run_id} · "
-                    f"{explain.method_title(m2)} for “{exp2.class_names[ci2]}”", width="stretch")
+                ex2 = pipe2.explain(prepared2, method=m2, class_index=ci2)
+            b.image(explain.overlay(prepared2.rgb, ex2.heatmap_display, alpha=alpha), caption=f"{r2.run_id} · "
+                    f"{explain.method_title(m2)} for “{exp2.class_names[ex2.class_index]}”", width="stretch")
 
 # ------------------------------------------------------------------------------------------------ leads
 st.subheader("Attention per lead")
-sidecar = leads.load_sidecar(path) if path is not None else None
-with safe("Finding the leads"):
-    layout = layout_cached(fhash, rgb, "sidecar" if sidecar else "detect", sidecar)
-    table = leads.lead_attention(ex.heatmap_orig, layout)
+table = ex.lead_table
 if layout.is_fallback:
     st.warning(f"Template lead boxes: {layout.message}.")
 else:
@@ -342,8 +311,8 @@ with rc:
     st.caption(f"{table.attrs.get('outside_mass', 0.0):.0%} of the attention lies outside every lead box.")
     if sidecar and sidecar.get("pathology_leads"):
         truth = list(sidecar["pathology_leads"])
-        lm = explain.lead_mass_score(ex.heatmap_orig, layout.boxes, truth, region=pre.crop_box)
-        hit = explain.pointing_game(ex.heatmap_orig, layout.boxes, truth)
+        lm = explain.lead_mass_score(ex.heatmap_display, layout.boxes, truth, region=prepared.crop_box)
+        hit = explain.pointing_game(ex.heatmap_display, layout.boxes, truth)
         st.caption(f"Synthetic ground truth: pathology in {', '.join(truth)} · pointing game "
                    f"{'hit' if hit else 'miss'} · {lm.mass_fraction:.0%} of the attention there "
                    f"({lm.ratio:.1f}x their area share)")

@@ -85,7 +85,7 @@ def test_linked_image_prediction_overlay_pdf(page, trained, monkeypatch) -> None
     assert any("recognised as an ECG report" in s.value for s in at.success)
     assert any(m.value.startswith("**Model output:**") for m in at.markdown)
     assert len(at.get("plotly_chart")) >= 2  # probabilities and attention per lead
-    assert "full-resolution report" in _captions(at)
+    assert "on the report (shown at" in _captions(at) and "original" in _captions(at)
     assert any("ground truth" in c.value for c in at.caption)  # the sidecar's pathology leads were used
     assert calls["preprocess"] == 1
 

@@ -192,11 +192,11 @@ def test_05_explain(page, artifacts, app_dirs):
     output = re.search(r"Model output: (.+?) \((\d+)%\)", text)
     assert output and output[1] in CLASS_NAMES, text[:3000]
     assert "Input check: recognised as an ECG report" in text
-    assert "on the full-resolution report" in text  # the heatmap overlay's caption
+    assert "on the report (shown at" in text  # the heatmap overlay's caption
     assert main.locator('[data-testid="stImage"]').count() >= 1
     assert main.locator('[data-testid="stPlotlyChart"]').count() >= 1  # class probabilities
     shot(page, artifacts, "06-explain")
-    overlay = main.locator('[data-testid="stImage"]').filter(has_text="on the full-resolution report").first
+    overlay = main.locator('[data-testid="stImage"]').filter(has_text="on the report (shown at").first
     overlay.scroll_into_view_if_needed()
     assert overlay.locator("img").evaluate("img => img.complete && img.naturalWidth > 0")
     shot(page, artifacts, "07-explain-heatmap")
