@@ -22,5 +22,9 @@ run: $(VENV)/.stamp-run
 test: $(VENV)/.stamp-dev
 	$(PY) -m pytest
 
+# the benchmarks (bench/*.py), one after the other; results in bench/results/latest.{jsonl,md}
+bench: $(VENV)/.stamp-dev
+	$(PY) bench/run_all.py
+
 clean-env:
 	rm -rf $(VENV)

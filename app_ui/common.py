@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +49,17 @@ def explainer_cache():  # -> ecg_core.explain.ExplainerCache (imported lazily: n
     from ecg_core import explain
 
     return explain.ExplainerCache(max_entries=3)
+
+
+@st.cache_resource(show_spinner=False)
+def start_warmup():  # -> app_ui.warmup.Warmup
+    """Start (once per server process) the background load of the default model into :func:`explainer_cache`.
+
+    Returns at once; the state is read with ``start_warmup().state()``. ``ECG_INSIGHT_WARMUP=0`` turns it off.
+    """
+    from app_ui.warmup import Warmup
+
+    return Warmup(explainer_cache, paths.models_dir()).start()
 
 
 # ------------------------------------------------------------------------------------------------ dataset choice
@@ -111,9 +123,10 @@ def dataset_choices() -> dict[str, str]:
 
 
 def current_dataset() -> str:
-    """The folder chosen in the sidebar, or the demo dataset."""
+    """The folder chosen in the sidebar, or the demo dataset (generated here, on the first page that reads it:
+    the landing page and the model pages never wait for it)."""
     root = st.session_state.get(DATASET_KEY)
-    if root:
+    if root and Path(str(root)) != paths.demo_data_dir():
         return str(root)
     demo = ensure_demo_dataset()
     return str(demo) if demo else ""
@@ -134,9 +147,7 @@ def dataset_sidebar() -> None:
             if up is not None:
                 st.session_state[DATASET_KEY] = import_zip(up.getvalue(), up.name)
         else:
-            if pick.startswith("Demo"):
-                ensure_demo_dataset()
-            st.session_state[DATASET_KEY] = choices[pick]
+            st.session_state[DATASET_KEY] = choices[pick]  # the demo dataset is made by current_dataset()
         root = st.session_state.get(DATASET_KEY, "")
         if root:
             st.caption(f"`{root}`")
@@ -226,4 +237,35 @@ def _leave_pages_folder_mode() -> None:
         st.rerun()
 
 
+
+# ------------------------------------------------------------------------- no Keras session reset after every run
+def _keep_keras_session() -> None:
+    """Stop Streamlit from resetting Keras after every script run.
+
+    Streamlit (1.67) ends every run, fragment runs included, with ``keras.backend.clear_session()`` as soon as
+    Keras is imported: a full ``gc.collect()`` and TensorFlow's kernel cache cleared, about a second each time with
+    TensorFlow loaded. The app keeps its models in ``st.cache_resource`` and builds none in the server process, so
+    this only costs time; and while the start-up warm-up loads the default model in its thread, the home page's
+    status poll (a fragment run twice a second) made the load several times slower (110 s instead of 15 s here).
+    Matplotlib figures are still closed as Streamlit does.
+    """
+    try:
+        from streamlit.runtime.scriptrunner import script_runner
+    except ImportError:  # a Streamlit without this internal: nothing to change
+        return
+    current = getattr(script_runner, "_clean_problem_modules", None)
+    if current is None or getattr(current, "ecg_insight", False):
+        return
+
+    def clean_problem_modules_but_keras() -> None:
+        plt = sys.modules.get("matplotlib.pyplot")
+        if plt is not None:
+            with contextlib.suppress(Exception):
+                plt.close("all")
+
+    clean_problem_modules_but_keras.ecg_insight = True  # type: ignore[attr-defined]
+    script_runner._clean_problem_modules = clean_problem_modules_but_keras
+
+
+_keep_keras_session()
 _leave_pages_folder_mode()

@@ -1045,65 +1045,131 @@ def list_batch_files(folder: str | Path) -> list[Path]:
 
 def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_names: Sequence[str],
                   root: str | Path | None = None, check: bool = True, batch_size: int = 16,
-                  progress: ProgressFn | None = None) -> pd.DataFrame:
+                  progress: ProgressFn | None = None, workers: int | None = None) -> pd.DataFrame:
     """Predict every file; a bad file never stops the batch.
 
     Columns: ``path`` (relative to ``root`` when given), ``predicted`` (class name, or empty), ``reason`` (why
     there is no prediction: ``unreadable: ...``, ``not an ECG: ...``; empty otherwise), ``ecg_score``, then
     ``prob_<class>`` per class (empty when there is no prediction). ``cfg`` is the run's
     :class:`~ecg_core.preprocess.PreprocessConfig`; ``check`` runs :func:`ecg_core.ecg_check.check_ecg` first.
-    """
-    from ecg_core.ecg_check import check_ecg
-    from ecg_core.io import load_image
-    from ecg_core.preprocess import preprocess
+    Rows follow the order of ``files``.
 
+    Speed: JPEGs are decoded at a reduced DCT scale (Pillow draft mode) no smaller than what the check
+    (:data:`~ecg_core.ecg_check.WORK_WIDTH` px wide) and the preprocessing (``preprocess._draft_size``, as for
+    the training cache) need, like the Explain page's single-report decode: a JPEG at least twice that size gets
+    slightly different probabilities than from a full-size decode. ``workers`` threads (default: the CPU count,
+    at most 4) decode, check and preprocess the next files while the model predicts the current batch
+    (``predict_on_batch``).
+    """
     m = model.model if isinstance(model, Explainer) else model
     names = list(class_names)
     if len(names) != int(m.output_shape[-1]):
         raise ConfigError(f"class_names lists {len(names)} classes; the model has {int(m.output_shape[-1])} outputs")
-    rows: list[dict[str, Any]] = []
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    base = Path(root) if root is not None else None
+    n = len(files)
+    rows = [_batch_row(f, base, names) for f in files]
+    need = _batch_draft_size(cfg)
     pending: list[tuple[int, np.ndarray]] = []
 
     def flush() -> None:
         if not pending:
             return
-        probs = predict_proba(m, np.stack([x for _, x in pending]))
+        probs = _batch_predict(m, np.stack([x for _, x in pending]))
         for (idx, _), p in zip(pending, probs):
             rows[idx]["predicted"] = names[int(np.argmax(p))]
             for name, v in zip(names, p):
                 rows[idx][f"prob_{name}"] = float(v)
         pending.clear()
 
-    base = Path(root) if root is not None else None
-    for i, f in enumerate(files):
-        p = Path(f)
-        try:
-            shown = str(p.relative_to(base)) if base is not None else str(p)
-        except ValueError:
-            shown = str(p)
-        row: dict[str, Any] = {"path": shown, "predicted": "", "reason": "", "ecg_score": np.nan}
-        row.update({f"prob_{n}": np.nan for n in names})
-        rows.append(row)
-        try:
-            rgb = load_image(p).rgb
-            if check:
-                chk = check_ecg(rgb)
-                row["ecg_score"] = chk.score
-                if not chk.is_ecg:
-                    row["reason"] = f"{REASON_NOT_ECG}: " + "; ".join(chk.failed)
-                    continue
-            pending.append((len(rows) - 1, preprocess(rgb, cfg, keep_steps=False).final))
-        except EcgCoreError as e:
-            row["reason"] = f"{REASON_UNREADABLE}: {e}"
-        except (MemoryError, ValueError, cv2.error) as e:  # a hostile file must not stop the batch
-            row["reason"] = f"{REASON_UNREADABLE}: {type(e).__name__}: {e}"
-        finally:
+    n_workers = max(1, int(workers)) if workers is not None else _batch_workers()
+    window = max(2 * int(batch_size), 4 * n_workers)  # files prepared ahead of the model
+    pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="predict-files")
+    futures: dict[int, Future] = {}
+    try:
+        submitted = 0
+        for i in range(n):
+            while submitted < n and submitted < i + window:
+                futures[submitted] = pool.submit(_batch_prepare, Path(files[submitted]), cfg, check, need)
+                submitted += 1
+            x, score, reason = futures.pop(i).result()
+            row = rows[i]
+            row["ecg_score"] = score
+            row["reason"] = reason
+            if x is not None:
+                pending.append((i, x))
             if len(pending) >= batch_size:
                 flush()
             if progress is not None:
-                progress(i + 1, len(files))
-    flush()
-    return pd.DataFrame(rows, columns=["path", "predicted", "reason", "ecg_score"] + [f"prob_{n}" for n in names])
+                progress(i + 1, n)
+        flush()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return pd.DataFrame(rows, columns=["path", "predicted", "reason", "ecg_score"] + [f"prob_{c}" for c in names])
+
+
+def _batch_row(f: str | Path, base: Path | None, names: Sequence[str]) -> dict[str, Any]:
+    """The empty CSV row of one file of :func:`predict_files`."""
+    p = Path(f)
+    try:
+        shown = str(p.relative_to(base)) if base is not None else str(p)
+    except ValueError:
+        shown = str(p)
+    row: dict[str, Any] = {"path": shown, "predicted": "", "reason": "", "ecg_score": np.nan}
+    row.update({f"prob_{n}": np.nan for n in names})
+    return row
+
+
+def _batch_workers() -> int:
+    import os
+
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+                      4))
+
+
+def _batch_draft_size(cfg: Any) -> tuple[int, int]:
+    """The smallest (width, height) a JPEG may be decoded at: the preprocessing's draft size (the one the training
+    cache used), at least the check's working width wide. The same with or without the check, so that ``check``
+    only decides which files get a prediction, and the same as the Explain page's single-report decode."""
+    from ecg_core.ecg_check import WORK_WIDTH
+    from ecg_core.preprocess import _draft_size
+
+    w, h = _draft_size(cfg)
+    return (max(w, WORK_WIDTH), h)
+
+
+def _batch_prepare(p: Path, cfg: Any, check: bool, need: tuple[int, int]) -> tuple[np.ndarray | None, float, str]:
+    """Decode, check and preprocess one file (in a worker thread): (model input or None, ECG score, reason)."""
+    from ecg_core.ecg_check import check_ecg
+    from ecg_core.io import load_image, read_bytes
+    from ecg_core.preprocess import preprocess
+
+    score = np.nan
+    try:
+        data = read_bytes(p)
+        img = load_image(data, name=p.name, draft_size=need)
+        if img.exif_rotated and (img.width < need[0] or img.height < need[1]):
+            # the draft size applies to the stored (unrotated) axes: decode at full size instead
+            img = load_image(data, name=p.name)
+        rgb = img.rgb
+        if check:
+            chk = check_ecg(rgb)
+            score = chk.score
+            if not chk.is_ecg:
+                return None, score, f"{REASON_NOT_ECG}: " + "; ".join(chk.failed)
+        return preprocess(rgb, cfg, keep_steps=False).final, score, ""
+    except EcgCoreError as e:
+        return None, score, f"{REASON_UNREADABLE}: {e}"
+    except (MemoryError, ValueError, cv2.error) as e:  # a hostile file must not stop the batch
+        return None, score, f"{REASON_UNREADABLE}: {type(e).__name__}: {e}"
+
+
+def _batch_predict(m: Any, x: np.ndarray) -> np.ndarray:
+    """Class probabilities (n, k) float64 of one batch: Keras's compiled predict step when there is one."""
+    if hasattr(m, "predict_on_batch"):
+        return np.asarray(m.predict_on_batch(x), dtype=np.float64)
+    return predict_proba(m, x)
 
 
 def extract_batch_zip(data: bytes, uploads_dir: str | Path) -> tuple[Path, list[tuple[str, str]]]:

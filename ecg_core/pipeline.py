@@ -133,7 +133,10 @@ def decode_for_model(data: bytes, name: str, cfg: Any, *, min_width: int = DISPL
     from ecg_core.preprocess import _draft_size
 
     dw, dh = _draft_size(cfg)
-    img = load_image(data, name=name, draft_size=(max(dw, min_width), dh))
+    need = (max(dw, min_width), dh)
+    img = load_image(data, name=name, draft_size=need)
+    if img.exif_rotated and (img.width < need[0] or img.height < need[1]):
+        img = load_image(data, name=name)  # the draft size applied to the stored (unrotated) axes: decode fully
     size = img.original_size if img.original_size[0] > 0 else (int(img.rgb.shape[1]), int(img.rgb.shape[0]))
     return img.rgb, size
 

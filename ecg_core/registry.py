@@ -251,6 +251,19 @@ def list_runs(models_dir: str | Path) -> list[RunInfo]:
     return sorted(runs, key=lambda r: (r.meta.get("created", ""), r.run_id), reverse=True)
 
 
+DEFAULT_RUN_ID = "cardiac4-mendeley-custom_cnn"
+
+
+def default_run(models_dir: str | Path, *, preferred: str = DEFAULT_RUN_ID) -> RunInfo | None:
+    """The usable run the app opens by default: ``preferred`` when it is usable, else the first usable run in
+    :func:`list_runs` order (newest first); ``None`` when no run is usable. Reads ``run.json`` files only."""
+    runs = [r for r in list_runs(models_dir) if r.usable]
+    for r in runs:
+        if r.run_id == preferred:
+            return r
+    return runs[0] if runs else None
+
+
 def create_run(models_dir: str | Path, run_id: str, meta: dict[str, Any]) -> Path:
     """Create ``models_dir/run_id`` with a ``run.json`` in status ``running`` (refuses to reuse a folder)."""
     check_run_id(run_id)

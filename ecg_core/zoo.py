@@ -32,10 +32,33 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any
 
-import keras
-from keras import layers, regularizers
-
 from ecg_core.errors import ConfigError
+
+
+class _LazyModule:
+    """A module imported on its first attribute access.
+
+    Listing the architectures (the Train page, the CLI's help) must not import TensorFlow, which takes seconds;
+    Keras is imported the first time a model is built or inspected.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__"):
+            raise AttributeError(attr)
+        import importlib
+
+        return getattr(importlib.import_module(self._name), attr)
+
+    def __repr__(self) -> str:
+        return f"<lazy module {self._name!r}>"
+
+
+keras: Any = _LazyModule("keras")
+layers: Any = _LazyModule("keras.layers")
+regularizers: Any = _LazyModule("keras.regularizers")
 
 __all__ = [
     "ArchSpec",
@@ -318,7 +341,7 @@ class _TransferRecipe:
     ``preprocess(x)`` maps the 3-channel [0, 1] tensor to what the ImageNet weights expect, with standard layers.
     """
 
-    app: Callable[..., keras.Model]
+    app: str  # the name of the Keras application in ``keras.applications`` (looked up when building)
     preprocess: Callable[[Any], Any]
     app_kwargs: tuple[tuple[str, Any], ...] = ()
 
@@ -358,7 +381,7 @@ def _transfer(arch: str, recipe: _TransferRecipe) -> Builder:
         # input_shape as well as input_tensor: without it MobileNetV2 cannot see the size and always picks the
         # 224-px ImageNet weights (with a warning) even where weights for 96..192 px exist
         rgb_shape = (*input_shape[:2], 3)
-        base = recipe.app(
+        base = getattr(keras.applications, recipe.app)(
             include_top=False, weights=weights, input_tensor=x, input_shape=rgb_shape, **dict(recipe.app_kwargs)
         )
         y = layers.GlobalAveragePooling2D(name="head_gap")(base.output)
@@ -472,7 +495,7 @@ _ARCHS: Mapping[str, ArchSpec] = MappingProxyType({
         ),
         ArchSpec(
             "mobilenet_v2", "MobileNetV2 (transfer)",
-            _transfer("mobilenet_v2", _TransferRecipe(keras.applications.MobileNetV2, _to_minus_one_one)),
+            _transfer("mobilenet_v2", _TransferRecipe("MobileNetV2", _to_minus_one_one)),
             (224, 224, 3), "MobileNetV2 ImageNet base (inputs scaled to [-1, 1]) + GAP/Dropout/softmax head.",
             "transfer", min_side=32,
         ),
@@ -480,7 +503,7 @@ _ARCHS: Mapping[str, ArchSpec] = MappingProxyType({
             "efficientnetv2_b0", "EfficientNetV2-B0 (transfer)",
             _transfer(
                 "efficientnetv2_b0",
-                _TransferRecipe(keras.applications.EfficientNetV2B0, _to_0_255, (("include_preprocessing", True),)),
+                _TransferRecipe("EfficientNetV2B0", _to_0_255, (("include_preprocessing", True),)),
             ),
             (224, 224, 3), "EfficientNetV2-B0 ImageNet base (own preprocessing on 0..255) + GAP/Dropout/softmax.",
             "transfer", min_side=32,
@@ -489,14 +512,14 @@ _ARCHS: Mapping[str, ArchSpec] = MappingProxyType({
             "efficientnetv2_s", "EfficientNetV2-S (transfer)",
             _transfer(
                 "efficientnetv2_s",
-                _TransferRecipe(keras.applications.EfficientNetV2S, _to_0_255, (("include_preprocessing", True),)),
+                _TransferRecipe("EfficientNetV2S", _to_0_255, (("include_preprocessing", True),)),
             ),
             (384, 384, 3), "EfficientNetV2-S ImageNet base (larger, slower) + GAP/Dropout/softmax head.",
             "transfer", min_side=32,
         ),
         ArchSpec(
             "resnet50", "ResNet50 (transfer)",
-            _transfer("resnet50", _TransferRecipe(keras.applications.ResNet50, _to_caffe)),
+            _transfer("resnet50", _TransferRecipe("ResNet50", _to_caffe)),
             (224, 224, 3), "ResNet50 ImageNet base (caffe BGR mean preprocessing) + GAP/Dropout/softmax head.",
             "transfer", min_side=32,
         ),
@@ -601,18 +624,12 @@ def compile_model(model: keras.Model, *, lr: float, label_smoothing: float = 0.0
     return model
 
 
-_CONV_TYPES: tuple[type, ...] = (
-    layers.Conv2D,
-    layers.DepthwiseConv2D,
-    layers.SeparableConv2D,
-)
-_ACTIVATION_TYPES: tuple[type, ...] = (
-    layers.Activation,
-    layers.ReLU,
-    layers.LeakyReLU,
-    layers.ELU,
-    layers.PReLU,
-)
+def _conv_types() -> tuple[type, ...]:
+    return (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D)
+
+
+def _activation_types() -> tuple[type, ...]:
+    return (layers.Activation, layers.ReLU, layers.LeakyReLU, layers.ELU, layers.PReLU)
 
 
 def _out_shape(layer: layers.Layer) -> tuple[Any, ...] | None:
@@ -640,10 +657,11 @@ def last_conv_layer_name(model: keras.Model) -> str:
     Raises :class:`ConfigError` when the model has no such convolution.
     """
     names = [layer.name for layer in model.layers]
+    conv_types, activation_types = _conv_types(), _activation_types()
     conv_idx = None
     for i, layer in enumerate(model.layers):
         shape = _out_shape(layer)
-        if isinstance(layer, _CONV_TYPES) and shape is not None and len(shape) == 4:
+        if isinstance(layer, conv_types) and shape is not None and len(shape) == 4:
             if (shape[1] or 2) * (shape[2] or 2) > 1:
                 conv_idx = i
     if conv_idx is None:
@@ -657,6 +675,6 @@ def last_conv_layer_name(model: keras.Model) -> str:
     chosen = conv
     for layer in model.layers[conv_idx + 1 :]:
         shape = _out_shape(layer)
-        if isinstance(layer, _ACTIVATION_TYPES) and shape is not None and len(shape) == 4 and shape[1:3] == hw:
+        if isinstance(layer, activation_types) and shape is not None and len(shape) == 4 and shape[1:3] == hw:
             chosen = layer
     return chosen.name

@@ -52,7 +52,11 @@ def folder_signature(folder: str) -> str:
 
 # ------------------------------------------------------------------------------------------------ cached calls
 def get_explainer(run: registry.RunInfo) -> explain.Explainer:
+    warm = common.start_warmup()
+    state = warm.state()
     with st.spinner(f"Loading model {run.run_id}..."):
+        if state.status == "warming" and state.run_id in (None, run.run_id):
+            warm.wait(timeout=120)  # the start-up warm-up is loading this model: wait for it, do not load it twice
         return common.explainer_cache().get(run)
 
 
@@ -108,7 +112,10 @@ if not usable:
     st.info(f"No trained model is available in `{paths.models_dir()}`. Train one on the Train page (or with "
             "`python -m ecg_core train --data <folder>`), then come back to explain its predictions.")
     st.stop()
-run_id = st.selectbox("Model", list(usable), format_func=lambda r: usable[r].label, key="explain_run")
+default = registry.default_run(paths.models_dir())
+run_id = st.selectbox("Model", list(usable), format_func=lambda r: usable[r].label, key="explain_run",
+                      index=list(usable).index(default.run_id) if default is not None and default.run_id in usable
+                      else 0)
 run = usable[run_id]
 with safe("Reading the model's preprocessing"):
     cfg = registry.preprocess_config_of(run)

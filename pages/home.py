@@ -8,6 +8,38 @@ st.title("🫀 ECG Insight")
 st.subheader("Explore, train and explain CNNs on 12-lead ECG report images")
 st.warning(common.DISCLAIMER, icon="⚠️")
 
+
+_warmup = common.start_warmup()  # started by streamlit_app.py; also when this page runs alone
+_polling = not _warmup.state().done
+
+
+@st.fragment(run_every=0.5 if _polling else None)
+def _warmup_status(polling: bool) -> None:
+    """One line about the background load of the default model; polls twice a second while it is loading."""
+    s = _warmup.state()
+    if s.status == "warming":
+        which = f" (`{s.run_id}`)" if s.run_id else ""
+        st.caption(f"⏳ Loading the default model in the background…{which} {s.seconds:.0f} s so far; every page "
+                   "works meanwhile.")
+        return
+    if polling:  # it finished while this fragment polls: rerun the page once, without polling
+        st.rerun()
+    if s.status == "ready":
+        st.caption(f"✅ Default model ready: `{s.run_id}` (loaded in {s.seconds:.1f} s); the Explain page opens it "
+                   "without waiting.")
+    elif s.status == "failed" and s.run_id is None:
+        st.info(f"No default model to load: {s.message}. Train one on the **Train** page; the other pages work "
+                "without one.", icon="ℹ️")
+    elif s.status == "failed":
+        st.warning(f"The default model `{s.run_id}` could not be loaded in the background: {s.message}. "
+                   "The Explain page will try again when you open it.", icon="⚠️")
+    else:  # disabled
+        st.caption(f"Background loading of the default model is off ({s.message}); the Explain page loads a model "
+                   "when you open it.")
+
+
+_warmup_status(_polling)
+
 st.markdown(
     """
 ECG Insight works on photos and scans of printed 12-lead ECG reports, organised one folder per class.

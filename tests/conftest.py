@@ -21,6 +21,10 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 if "ECG_INSIGHT_HOME" not in os.environ or not os.environ.get("ECG_INSIGHT_TESTS_KEEP_HOME"):
     os.environ["ECG_INSIGHT_HOME"] = tempfile.mkdtemp(prefix="ecg-insight-test-home-")
 
+# No background warm-up of the default model (TensorFlow in every AppTest process); a test that needs it opts in
+# with monkeypatch.setenv("ECG_INSIGHT_WARMUP", "1") or Warmup(..., enabled=True).
+os.environ["ECG_INSIGHT_WARMUP"] = "0"
+
 
 def report_like(seed: int, *, size: tuple[int, int] = (320, 240)) -> np.ndarray:
     """A small RGB image that looks like an ECG printout: pink grid, header text band, random traces."""

@@ -1,0 +1,261 @@
+"""Batch inference: files/s of ``python -m ecg_core predict`` over a folder vs ``model.predict`` on preloaded tensors.
+
+Measured:
+
+* ``model.predict`` (Keras, same batch size) on the files' model inputs preloaded in memory: decoded at full size
+  and preprocessed beforehand, the straightforward per-file way (``load_image`` + ``preprocess``). The ceiling.
+* the real command, ``python -m ecg_core predict <run> <folder> --out X.csv``, in a subprocess, with the ECG check
+  (the default) and with ``--no-check``: the whole command (process start, TensorFlow import, model load, CSV)
+  and its prediction loop (the time the command prints for ``predict_files``, from the first file to the last
+  prediction).
+* where the time goes: each stage of one file (read, decode at full size and at draft size, check, preprocess,
+  model) alone, sequentially, on a sample of the files.
+* agreement: the classes the command predicts vs ``model.predict`` on the full-size reference inputs.
+
+Gated: the prediction loop of the default command (with the check) / ``model.predict``, target >= 0.8. The whole
+command adds a fixed ~5 s (Python + TensorFlow start-up, model load) that says nothing about batch throughput over
+648 files, so it is printed but not gated; the ``--no-check`` ratio is printed too. ``--gate no-check`` gates the
+loop without the check instead. ``ceiling_ratio_*``: what the loop could reach at best, if the model cost nothing and
+the per-file work (read, decode, check, preprocess: the stage times) spread perfectly over the cores; when it is
+below the target, no batching or threading of the command can meet it and the per-file stages must get cheaper.
+
+    python bench/batch_inference.py [--run ID] [--folder DIR] [--limit N] [--repeats N] [--old-loop]
+
+Exit 0 pass, 1 miss, 2 cannot run (no data / no run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import ROOT, SHARED_DATA, cannot_run, emit, finish, median_seconds
+
+BENCH = "batch_inference"
+TARGET = 0.8
+_TIME_LINE = re.compile(r"^time: ([0-9.]+) s for (\d+) files .* model in ([0-9.]+) s", re.M)
+
+
+def _args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--run", default="cardiac4-mendeley-custom_cnn", help="run id in --models, or a run folder")
+    p.add_argument("--models", default=str(ROOT / "models"))
+    p.add_argument("--folder", default=str(SHARED_DATA / "mendeley-dev"), help="folder of report images")
+    p.add_argument("--limit", type=int, default=0, help="first N files only (0 = all)")
+    p.add_argument("--repeats", type=int, default=1, help="runs of each command (median); model.predict: max(3, N)")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--sample", type=int, default=40, help="files for the per-stage breakdown")
+    p.add_argument("--gate", choices=("check", "no-check"), default="check",
+                   help="which prediction loop is gated (default: the default command, with the ECG check)")
+    p.add_argument("--old-loop", action="store_true",
+                   help="also time the previous sequential loop in-process (full decode, check, preprocess, model)")
+    return p.parse_args(argv)
+
+
+def _folder_with(files: list[Path], root: Path, tmp: Path) -> Path:
+    """A folder of symbolic links to ``files`` (same relative paths), for --limit."""
+    for f in files:
+        link = tmp / f.relative_to(root)
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(f.resolve())
+    return tmp
+
+
+def _run_cli(run: str, models: str, folder: Path, out: Path, batch_size: int, check: bool) -> dict[str, float]:
+    cmd = [sys.executable, "-m", "ecg_core", "predict", run, str(folder), "--out", str(out), "--models", models,
+           "--batch-size", str(batch_size)] + ([] if check else ["--no-check"])
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    whole = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}: {proc.stderr[-2000:]}")
+    m = _TIME_LINE.search(proc.stdout)
+    if m is None:
+        raise RuntimeError(f"no 'time: ...' line in the command's output: {proc.stdout[-2000:]}")
+    return {"whole_s": whole, "loop_s": float(m.group(1)), "n": int(m.group(2)), "load_s": float(m.group(3))}
+
+
+def _cli_rows(label: str, runs: list[dict[str, float]], n: int) -> dict[str, float]:
+    whole = statistics.median(r["whole_s"] for r in runs)
+    loop = statistics.median(r["loop_s"] for r in runs)
+    row = {"whole_s": round(whole, 2), "whole_files_per_s": round(n / whole, 2), "loop_s": round(loop, 2),
+           "loop_files_per_s": round(n / loop, 2), "ms_per_file_loop": round(1000 * loop / n, 2),
+           "startup_s": round(whole - loop, 2), "model_load_s": round(statistics.median(r["load_s"] for r in runs), 2),
+           "runs": len(runs)}
+    emit(BENCH, what=label, **row)
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear script
+    a = _args(argv)
+    folder = Path(a.folder)
+    if not folder.is_dir():
+        return cannot_run(BENCH, f"no folder {folder} (set ECG_INSIGHT_SHARED_DATA or pass --folder)")
+    import cv2
+    import numpy as np
+    import pandas as pd
+
+    from ecg_core import explain, registry
+    from ecg_core.ecg_check import check_ecg
+    from ecg_core.io import load_image, read_bytes
+    from ecg_core.preprocess import _draft_size, preprocess
+
+    try:
+        run = explain.resolve_run(a.run, models_dir=a.models)
+    except Exception as e:  # noqa: BLE001 - reported, not raised
+        return cannot_run(BENCH, f"run {a.run!r}: {e}")
+    cfg = registry.preprocess_config_of(run)
+    files = explain.list_batch_files(folder)
+    if a.limit:
+        files = files[: a.limit]
+    n, bs = len(files), int(a.batch_size)
+    if not n:
+        return cannot_run(BENCH, f"no files in {folder}")
+    model = registry.load_model(run)
+    names = list(run.class_names)
+    emit(BENCH, what="setup", run=run.run_id, folder=str(folder), n_files=n, batch_size=bs,
+         input_shape=list(cfg.input_shape), workers=explain._batch_workers(),
+         jpeg_draft_size=list(explain._batch_draft_size(cfg)), preprocess_draft_size=list(_draft_size(cfg)))
+
+    # ---- reference inputs: full-size decode + preprocess, the straightforward way; preloaded for model.predict
+    ref_x, ref_ok = [], []
+    for f in files:
+        try:
+            ref_x.append(preprocess(load_image(f).rgb, cfg, keep_steps=False).final)
+            ref_ok.append(True)
+        except Exception:  # noqa: BLE001 - unreadable files have no reference input
+            ref_ok.append(False)
+    x = np.stack(ref_x)
+    ref_pred = np.asarray(model.predict(x, batch_size=bs, verbose=0))
+    t_model, times = median_seconds(lambda: model.predict(x, batch_size=bs, verbose=0), repeats=max(3, a.repeats))
+    model_fps = len(x) / t_model
+    emit(BENCH, what="model.predict (preloaded tensors)", files_per_s=round(model_fps, 2),
+         ms_per_file=round(1000 * t_model / len(x), 2), n=len(x), times_s=[round(t, 3) for t in times])
+
+    # ---- where the time goes: each stage alone, sequentially, one thread (OpenCV single-threaded as in the CLI)
+    sample = files[:: max(1, n // max(1, a.sample))][: a.sample]
+    cv_threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)
+    st: dict[str, float] = dict.fromkeys(("read", "decode_full", "decode_draft", "check_full", "check_draft",
+                                          "preprocess_full", "preprocess_draft"), 0.0)
+    shapes = set()
+    ok = 0
+    try:
+        for f in sample:
+            t0 = time.perf_counter()
+            data = read_bytes(f)
+            t1 = time.perf_counter()
+            try:
+                full = load_image(data).rgb
+            except Exception:  # noqa: BLE001
+                continue
+            t2 = time.perf_counter()
+            dr = load_image(data, draft_size=explain._batch_draft_size(cfg)).rgb
+            t3 = time.perf_counter()
+            t4 = t3
+            check_ecg(full)
+            t5 = time.perf_counter()
+            check_ecg(dr)
+            t6 = time.perf_counter()
+            preprocess(full, cfg, keep_steps=False)
+            t7 = time.perf_counter()
+            preprocess(dr, cfg, keep_steps=False)
+            t8 = time.perf_counter()
+            ok += 1
+            shapes.add((full.shape[1], full.shape[0], dr.shape[1], dr.shape[0]))
+            for k, dt in zip(st, (t1 - t0, t2 - t1, t3 - t2, t5 - t4, t6 - t5, t7 - t6, t8 - t7)):
+                st[k] += dt
+    finally:
+        cv2.setNumThreads(cv_threads)
+    xb = x[:bs]
+    model.predict_on_batch(xb)
+    t_pob, _ = median_seconds(lambda: model.predict_on_batch(xb), repeats=20)
+    stages = {k: round(1000 * v / max(ok, 1), 2) for k, v in st.items()}
+    stages["model_predict_on_batch"] = round(1000 * t_pob / len(xb), 2)
+    stages["model_predict"] = round(1000 * t_model / len(x), 2)
+    emit(BENCH, what="stages (ms per file, sequential, one thread)", n=ok, **stages,
+         sizes_full_vs_draft=sorted(shapes)[:4])
+
+    # ---- the real command
+    with tempfile.TemporaryDirectory(prefix="bench-batch-") as tmp:
+        tmp_p = Path(tmp)
+        target = _folder_with(files, folder, tmp_p / "in") if a.limit else folder
+        res: dict[str, dict[str, float]] = {}
+        csv: dict[str, pd.DataFrame] = {}
+        for label, check in (("check", True), ("no-check", False)):
+            out = tmp_p / f"{label}.csv"
+            runs = [_run_cli(a.run, a.models, target, out, bs, check) for _ in range(max(1, a.repeats))]
+            res[label] = _cli_rows(f"cli predict ({'with the ECG check' if check else '--no-check'})", runs, n)
+            csv[label] = pd.read_csv(out, keep_default_na=False)
+
+    # ---- agreement with the reference (full-size decode) predictions
+    ref_idx = np.flatnonzero(ref_ok)
+    ref_full = np.full((n, len(names)), np.nan)
+    ref_full[ref_idx] = ref_pred
+    agree: dict[str, object] = {}
+    for label, df in csv.items():
+        pred = df["predicted"].to_numpy()
+        both = [int(i) for i in ref_idx if pred[i] != ""]
+        same = sum(pred[i] == names[int(np.argmax(ref_full[i]))] for i in both)
+        probs = df[[f"prob_{c}" for c in names]].replace("", np.nan).astype(float).to_numpy()
+        dp = np.abs(probs[both] - ref_full[both]) if both else np.zeros(1)
+        agree[label] = {"same_class": int(same), "compared": len(both), "no_prediction": int((pred == "").sum()),
+                        "max_abs_prob_diff": round(float(np.nanmax(dp)), 6)}
+    emit(BENCH, what="agreement with full-size reference", **agree)
+
+    if a.old_loop:
+        ns: dict[str, object] = {}
+        old = _old_loop(model, cfg, files, bs, check_ecg, load_image, preprocess)
+        ns["loop_s"] = round(old, 2)
+        ns["loop_files_per_s"] = round(n / old, 2)
+        emit(BENCH, what="previous sequential loop (in-process, with the check)", **ns)
+
+    ratio = {k: res[k]["loop_files_per_s"] / model_fps for k in res}
+    whole = {k: res[k]["whole_files_per_s"] / model_fps for k in res}
+    # the most the loop could reach if the model cost nothing and the per-file CPU work spread perfectly on all cores
+    cores = explain._batch_workers()
+    cpu_ms = {"check": stages["read"] + stages["decode_draft"] + stages["check_draft"] + stages["preprocess_draft"]}
+    cpu_ms["no-check"] = cpu_ms["check"] - stages["check_draft"]
+    ceiling = {k: cores * 1000.0 / max(v, 1e-9) / model_fps for k, v in cpu_ms.items()}
+    which = "default, with the ECG check" if a.gate == "check" else "--no-check"
+    return finish(
+        BENCH, ratio=ratio[a.gate], target=TARGET, higher_is_better=True,
+        gated=f"steady-state loop of `python -m ecg_core predict` ({which}) files/s / model.predict files/s on "
+              "preloaded tensors",
+        ceiling_ratio_check=round(ceiling["check"], 3), ceiling_ratio_no_check=round(ceiling["no-check"], 3),
+        ratio_loop_check=round(ratio["check"], 3), ratio_loop_no_check=round(ratio["no-check"], 3),
+        ratio_whole_command_check=round(whole["check"], 3), ratio_whole_command_no_check=round(whole["no-check"], 3),
+        check_cost_ms_per_file_loop=round(res["check"]["ms_per_file_loop"] - res["no-check"]["ms_per_file_loop"], 2),
+        model_files_per_s=round(model_fps, 2), n_files=n, batch_size=bs,
+    )
+
+
+def _old_loop(model, cfg, files, bs, check_ecg, load_image, preprocess) -> float:  # noqa: ANN001
+    """The loop before this change: per file, full decode, check, preprocess; the model directly per batch."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    pending = []
+    for f in files:
+        try:
+            rgb = load_image(f).rgb
+            if check_ecg(rgb).is_ecg:
+                pending.append(preprocess(rgb, cfg, keep_steps=False).final)
+        except Exception:  # noqa: BLE001, S112
+            continue
+        if len(pending) >= bs:
+            np.asarray(model(np.stack(pending), training=False))
+            pending.clear()
+    if pending:
+        np.asarray(model(np.stack(pending), training=False))
+    return time.perf_counter() - t0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
