@@ -153,7 +153,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         kfold=args.kfold, split_by=args.split_by, dedupe=not (args.keep_copies or args.split_by == "file"), balance=args.balance, augment=args.augment,
         patience=args.patience, pretrained=args.pretrained, trainable_top_n=args.unfreeze,
         label_smoothing=args.label_smoothing, strategy=args.strategy, mixed_precision=args.mixed_precision,
-        steps_per_epoch=args.steps_per_epoch,
+        steps_per_epoch=args.steps_per_epoch, micro_batch=args.micro_batch,
     )
     run_dir = run_training(cfg, models_dir=args.models or paths.models_dir(), run_id=args.run_id)
     meta = json.loads((run_dir / "run.json").read_text())
@@ -462,6 +462,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="tf.distribute strategy (mirrored = all local GPUs)")
     t.add_argument("--mixed-precision", action="store_true", help="mixed_float16 on GPU")
     t.add_argument("--steps-per-epoch", type=int, default=0, help="cap batches per epoch (0 = all)")
+    t.add_argument("--micro-batch", type=int, default=0,
+                   help="images per pass, gradients accumulated to --batch-size (0 = automatic: within a memory "
+                        "budget; a batch of 16 at 384 px runs as 2 x 8)")
     t.set_defaults(func=cmd_train)
 
     mc = sub.add_parser("model-card", help="write MODEL_CARD.md of a run from its run.json and evaluations")

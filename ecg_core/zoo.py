@@ -63,6 +63,7 @@ regularizers: Any = _LazyModule("keras.regularizers")
 __all__ = [
     "ArchSpec",
     "BuildResult",
+    "activation_bytes_per_sample",
     "FAMILIES",
     "build_model",
     "compile_model",
@@ -607,17 +608,43 @@ def build_model(
     )
 
 
-def compile_model(model: keras.Model, *, lr: float, label_smoothing: float = 0.0) -> keras.Model:
+def activation_bytes_per_sample(model: keras.Model) -> int:
+    """Bytes of the forward activations (every layer's output, float32) of one sample: the part of the training
+    memory that grows with the batch size (the backward pass keeps these and as much again in gradients)."""
+    total = 0
+    for layer in model.layers:
+        try:
+            outs = layer.output if isinstance(layer.output, (list, tuple)) else [layer.output]
+        except (AttributeError, ValueError):
+            continue
+        for out in outs:
+            dims = [d for d in tuple(getattr(out, "shape", ()))[1:]]
+            if dims and all(isinstance(d, int) for d in dims):
+                n = 1
+                for d in dims:
+                    n *= d
+                total += 4 * n
+    return total
+
+
+def compile_model(model: keras.Model, *, lr: float, label_smoothing: float = 0.0,
+                  gradient_accumulation_steps: int = 1) -> keras.Model:
     """Compile for one-hot labels: Adam(lr), categorical cross-entropy (optional label smoothing), accuracy.
 
+    ``gradient_accumulation_steps`` > 1: the optimizer averages the gradients of that many batches before each
+    update (micro-batches: the effective batch is that many times the fed batch, for a fraction of the memory).
     Returns the same model (compiled in place).
     """
+    if isinstance(gradient_accumulation_steps, bool) or not isinstance(gradient_accumulation_steps, int) or \
+            gradient_accumulation_steps < 1:
+        raise ConfigError(f"gradient_accumulation_steps must be an int >= 1, received {gradient_accumulation_steps!r}")
     if not isinstance(lr, (int, float)) or isinstance(lr, bool) or not lr > 0:
         raise ConfigError(f"lr must be a float > 0, received {lr!r}; fix: try 1e-3 (scratch) or 1e-4 (fine-tune).")
     if not isinstance(label_smoothing, (int, float)) or not 0.0 <= float(label_smoothing) < 1.0:
         raise ConfigError(f"label_smoothing must be in [0, 1), received {label_smoothing!r}; fix: 0.0 or 0.1.")
     model.compile(
-        optimizer=keras.optimizers.Adam(learning_rate=float(lr)),
+        optimizer=keras.optimizers.Adam(learning_rate=float(lr), gradient_accumulation_steps=(
+            gradient_accumulation_steps if gradient_accumulation_steps > 1 else None)),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=float(label_smoothing)),
         metrics=["accuracy"],
     )

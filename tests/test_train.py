@@ -76,6 +76,12 @@ def test_training_run_folder_is_complete(train_set, tmp_path):
     assert all(plan["after"][c] == plan["before"][c] * plan["multipliers"][c] for c in plan["before"])
     assert meta["training"]["train_rows"] == sum(plan["after"].values())
     assert len(pd.read_csv(run / "history.csv")) == meta["training"]["epochs_run"]
+    # every epoch event carries the training throughput of that epoch (validation not counted)
+    ep = [e for e in read_progress(run) if e.get("phase") == "epoch"]
+    assert len(ep) == meta["training"]["epochs_run"]
+    for e in ep:
+        assert e["train_images"] == meta["training"]["steps_per_epoch"] * 4
+        assert 0 < e["train_seconds"] <= e["seconds"] + 0.01 and e["images_per_s"] > 0
     from ecg_core.modelcard import write_model_card
 
     card = write_model_card(run).read_text()
@@ -87,12 +93,96 @@ def test_training_run_folder_is_complete(train_set, tmp_path):
     assert model.output_shape[-1] == 4
 
 
+def test_micro_batch_choice_fits_the_budget_and_validates(train_set):
+    from ecg_core import zoo
+    from ecg_core.train import choose_micro_batch
+
+    mib = 2**20
+    assert choose_micro_batch(16, 32 * mib, budget_mib=640) == 16  # 192x320x1 Custom CNN: whole batches
+    assert choose_micro_batch(16, 78 * mib, budget_mib=640) == 8  # 384x384x3: two passes of 8
+    assert choose_micro_batch(16, 206 * mib, budget_mib=640) == 2
+    assert choose_micro_batch(12, 100 * mib, budget_mib=640) == 6  # a divisor, never a ragged last pass
+    assert choose_micro_batch(16, 10**12, budget_mib=640) == 1
+    assert choose_micro_batch(16, 10**12, requested=4) == 4
+    model = zoo.build_model("custom_cnn", input_shape=(384, 384, 3), n_classes=4).model
+    per = zoo.activation_bytes_per_sample(model)
+    assert 70 * mib < per < 90 * mib  # conv/BN/pool outputs of one 384x384 image, float32
+    with pytest.raises(ConfigError, match="divisor of batch_size=4"):
+        _cfg(train_set, micro_batch=3)
+    with pytest.raises(ConfigError, match="micro_batch"):
+        _cfg(train_set, micro_batch=-1)
+
+
+def test_micro_batches_accumulate_to_the_same_effective_batch(train_set, tmp_path):
+    run = run_training(_cfg(train_set, micro_batch=2, epochs=1), models_dir=tmp_path / "models", run_id="mb",
+                       cache_root=tmp_path / "cache")
+    meta = json.loads((run / "run.json").read_text())
+    assert meta["status"] == "completed"
+    t = meta["training"]
+    assert (t["micro_batch"], t["accumulation_steps"]) == (2, 2)
+    assert t["steps_per_epoch"] % 2 == 0 and t["train_images_per_epoch"] == t["steps_per_epoch"] * 2
+    start = [e for e in read_progress(run) if e.get("phase") == "start"][0]
+    assert (start["micro_batch"], start["accumulation_steps"]) == (2, 2)
+    assert registry.read_run(run).usable
+
+
+def test_gradient_accumulation_updates_once_per_effective_batch():
+    from ecg_core import zoo
+
+    model = zoo.build_model("custom_cnn", input_shape=(32, 48, 1), n_classes=4, seed=0).model
+    zoo.compile_model(model, lr=1e-3, gradient_accumulation_steps=2)
+    rng = np.random.default_rng(0)
+    x, y = rng.random((4, 32, 48, 1), dtype=np.float32), np.eye(4, dtype=np.float32)[[0, 1, 2, 3]]
+    kernels = lambda: [w.copy() for w in model.get_weights() if w.ndim == 4]  # noqa: E731
+    before = kernels()
+    model.fit(x, y, batch_size=2, epochs=1, steps_per_epoch=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, kernels()))  # 1 pass: gradients only accumulated
+    model.fit(x, y, batch_size=2, epochs=1, steps_per_epoch=1, verbose=0)
+    assert not all(np.array_equal(a, b) for a, b in zip(before, kernels()))  # 2nd pass: the update
+    assert int(model.optimizer.iterations.numpy()) == 1
+    with pytest.raises(ConfigError, match="gradient_accumulation_steps"):
+        zoo.compile_model(model, lr=1e-3, gradient_accumulation_steps=0)
+
+
 def test_training_rows_expand_only_train():
     df = pd.DataFrame({"class_name": ["a"] * 4 + ["b"] * 2 + ["a", "b"], "split": ["train"] * 6 + ["val", "test"]})
     train = df[df["split"] == "train"]
     rows, plan = training_rows(train, _cfg(Path("/x")))
     assert plan["before"] == {"a": 4, "b": 2} and plan["after"] == {"a": 4, "b": 4}
     assert set(rows["split"]) == {"train"} and len(rows) == 8
+
+
+def test_make_dataset_feeds_float_of_the_uint8_cache_deterministically(tmp_path):
+    """uint8 cache arrays cross the Python boundary as uint8 and become float32 x / 255 per batch (exactly the
+    values of the former per-element conversion); the same seed gives the same augmented batches."""
+    from ecg_core.train import make_dataset
+
+    rng = np.random.default_rng(0)
+    arrs = [rng.integers(0, 256, (24, 32, c), dtype=np.uint8) for c in (1, 1, 1, 1, 1)]
+    paths = []
+    for i, a in enumerate(arrs):
+        np.save(tmp_path / f"{i}.npy", a)
+        paths.append(str(tmp_path / f"{i}.npy"))
+    labels = np.array([0, 1, 2, 3, 1])
+    ds, steps = make_dataset(paths, labels, n_classes=4, batch_size=2, augment_name=None)
+    xs, ys = zip(*[(x.numpy(), y.numpy()) for x, y in ds])
+    assert steps == 3 and [len(x) for x in xs] == [2, 2, 1]
+    x = np.concatenate(xs)
+    assert x.dtype == np.float32 and x.shape == (5, 24, 32, 1)
+    assert np.array_equal(x, np.stack(arrs).astype(np.float32) / np.float32(255.0))
+    assert np.array_equal(np.concatenate(ys), np.eye(4, dtype=np.float32)[labels])
+
+    def batches(seed):
+        d, st = make_dataset(paths, labels, n_classes=4, batch_size=2, augment_name="light", epochs=2, seed=seed,
+                             shuffle=True)
+        return st, [x.numpy() for x, _ in d]
+
+    st, a = batches(7)
+    _, b = batches(7)
+    _, c = batches(8)
+    assert st == 2 and len(a) == 4 and all(x.dtype == np.float32 and 0 <= x.min() and x.max() <= 1 for x in a)
+    assert all(np.array_equal(u, v) for u, v in zip(a, b))
+    assert not all(np.array_equal(u, v) for u, v in zip(a, c))
 
 
 def test_registry_lists_damaged_runs_as_unusable(train_set, tmp_path):
