@@ -315,7 +315,7 @@ def cmd_spectral_build(args: argparse.Namespace) -> int:
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
-    from ecg_core import explain, registry
+    from ecg_core import explain, paths, registry
 
     run = explain.resolve_run(args.run, models_dir=args.models)
     cfg = registry.preprocess_config_of(run)
@@ -339,7 +339,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     try:
         df = explain.predict_files(model, cfg, files, class_names=run.class_names, root=root,
                                    check=not args.no_check, batch_size=args.batch_size,
-                                   progress=_progress("predicting"))
+                                   progress=_progress("predicting"),
+                                   cache_root=None if args.no_cache else paths.cache_dir())
     finally:
         cv2.setNumThreads(cv_threads)
     t_loop = time.perf_counter() - t_loop
@@ -528,6 +529,8 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--models", help="models folder (default: ./models or $ECG_INSIGHT_MODELS)")
     pr.add_argument("--batch-size", type=int, default=16)
     pr.add_argument("--no-check", action="store_true", help="skip the 'is this an ECG report?' check")
+    pr.add_argument("--no-cache", action="store_true",
+                    help="do not reuse or fill the caches of preprocessed arrays and ECG-check verdicts")
     pr.set_defaults(func=cmd_predict)
 
     ee = sub.add_parser("explain-eval", help="pointing game and lead-mass score of a method against synthetic "

@@ -27,6 +27,7 @@ working copy unless stated.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -436,3 +437,57 @@ def check_ecg(rgb: np.ndarray, *, thresholds: EcgCheckThresholds | None = None,
     failed = [c[2] for c in checks if not c[0]]
     reasons = failed + [c[2] for c in checks if c[0]]
     return EcgCheck(is_ecg=is_ecg, score=round(score, 4), reasons=reasons, failed=failed, features=f)
+
+
+# ---------------------------------------------------------------------------------------------------- verdicts
+class CheckCache:
+    """On-disk cache of :func:`check_ecg` verdicts keyed by file content hash (``root/<thresholds
+    hash>/<content hash>.json``, written atomically): a folder checked once is not checked again, whatever model
+    predicts it next. Keeps ``is_ecg``, ``score``, ``failed`` and ``reasons`` (not the features)."""
+
+    #: bump when the check's computation changes, so that old verdicts are not reused
+    VERSION = 1
+
+    def __init__(self, root: str | Path, thresholds: EcgCheckThresholds | None = None) -> None:
+        import hashlib
+        import json
+        from dataclasses import asdict
+
+        t = thresholds or EcgCheckThresholds()
+        key = json.dumps({"v": self.VERSION, "work_width": WORK_WIDTH, **asdict(t)}, sort_keys=True)
+        self.dir = Path(root) / hashlib.sha1(key.encode()).hexdigest()[:12]
+        self.thresholds = t
+
+    def _path(self, content_hash: str) -> Path:
+        if not content_hash or any(c not in "0123456789abcdef" for c in content_hash):
+            raise ConfigError(f"content_hash must be a hex digest; got {content_hash!r}")
+        return self.dir / f"{content_hash}.json"
+
+    def get(self, content_hash: str) -> EcgCheck | None:
+        import json
+
+        try:
+            d = json.loads(self._path(content_hash).read_text())
+            return EcgCheck(bool(d["is_ecg"]), float(d["score"]), [str(r) for r in d["reasons"]],
+                            [str(f) for f in d["failed"]])
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def put(self, content_hash: str, check: EcgCheck) -> None:
+        import json
+        import os
+        import tempfile
+
+        p = self._path(content_hash)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        data = json.dumps({"is_ecg": check.is_ecg, "score": check.score, "reasons": check.reasons,
+                           "failed": check.failed}).encode()
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=p.parent)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.replace(tmp, p)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+

@@ -1045,7 +1045,8 @@ def list_batch_files(folder: str | Path) -> list[Path]:
 
 def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_names: Sequence[str],
                   root: str | Path | None = None, check: bool = True, batch_size: int = 16,
-                  progress: ProgressFn | None = None, workers: int | None = None) -> pd.DataFrame:
+                  progress: ProgressFn | None = None, workers: int | None = None,
+                  cache_root: str | Path | None = None) -> pd.DataFrame:
     """Predict every file; a bad file never stops the batch.
 
     Columns: ``path`` (relative to ``root`` when given), ``predicted`` (class name, or empty), ``reason`` (why
@@ -1059,7 +1060,8 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
     the training cache) need, like the Explain page's single-report decode: a JPEG at least twice that size gets
     slightly different probabilities than from a full-size decode. ``workers`` threads (default: the CPU count,
     at most 4) decode, check and preprocess the next files while the model predicts the current batch
-    (``predict_on_batch``).
+    (``predict_on_batch``). ``cache_root`` (the app's cache folder): reuse and fill the on-disk caches of
+    preprocessed arrays (shared with training) and of check verdicts, so a folder seen before is not decoded again.
     """
     m = model.model if isinstance(model, Explainer) else model
     names = list(class_names)
@@ -1071,6 +1073,7 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
     n = len(files)
     rows = [_batch_row(f, base, names) for f in files]
     need = _batch_draft_size(cfg)
+    caches = _BatchCaches.under(cache_root) if cache_root is not None else None
     pending: list[tuple[int, np.ndarray]] = []
 
     def flush() -> None:
@@ -1091,7 +1094,7 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
         submitted = 0
         for i in range(n):
             while submitted < n and submitted < i + window:
-                futures[submitted] = pool.submit(_batch_prepare, Path(files[submitted]), cfg, check, need)
+                futures[submitted] = pool.submit(_batch_prepare, Path(files[submitted]), cfg, check, need, caches)
                 submitted += 1
             x, score, reason = futures.pop(i).result()
             row = rows[i]
@@ -1139,8 +1142,29 @@ def _batch_draft_size(cfg: Any) -> tuple[int, int]:
     return (max(w, WORK_WIDTH), h)
 
 
-def _batch_prepare(p: Path, cfg: Any, check: bool, need: tuple[int, int]) -> tuple[np.ndarray | None, float, str]:
-    """Decode, check and preprocess one file (in a worker thread): (model input or None, ECG score, reason)."""
+@dataclass(frozen=True)
+class _BatchCaches:
+    """The on-disk caches :func:`predict_files` reuses: preprocessed arrays (the training job's own cache, keyed
+    by content hash and configuration) and ECG-check verdicts (keyed by content hash)."""
+
+    arrays: Any  # ecg_core.preprocess.PreprocessCache
+    checks: Any  # ecg_core.ecg_check.CheckCache
+
+    @classmethod
+    def under(cls, root: str | Path) -> _BatchCaches:
+        from ecg_core.ecg_check import CheckCache
+        from ecg_core.preprocess import PreprocessCache
+
+        return cls(PreprocessCache(Path(root) / "preprocess"), CheckCache(Path(root) / "ecg_check"))
+
+
+def _batch_prepare(p: Path, cfg: Any, check: bool, need: tuple[int, int], caches: _BatchCaches | None = None
+                   ) -> tuple[np.ndarray | None, float, str]:
+    """Decode, check and preprocess one file (in a worker thread): (model input or None, ECG score, reason).
+
+    With ``caches``, a file whose verdict and array are cached is not decoded at all, and what is computed is
+    stored; the model input is then the cached uint8 array / 255 (exactly what training fed the model), also on
+    the first run, so that a first and a second run give the same probabilities."""
     from ecg_core.ecg_check import check_ecg
     from ecg_core.io import load_image, read_bytes
     from ecg_core.preprocess import preprocess
@@ -1148,17 +1172,30 @@ def _batch_prepare(p: Path, cfg: Any, check: bool, need: tuple[int, int]) -> tup
     score = np.nan
     try:
         data = read_bytes(p)
-        img = load_image(data, name=p.name, draft_size=need)
-        if img.exif_rotated and (img.width < need[0] or img.height < need[1]):
-            # the draft size applies to the stored (unrotated) axes: decode at full size instead
-            img = load_image(data, name=p.name)
-        rgb = img.rgb
-        if check:
-            chk = check_ecg(rgb)
-            score = chk.score
-            if not chk.is_ecg:
-                return None, score, f"{REASON_NOT_ECG}: " + "; ".join(chk.failed)
-        return preprocess(rgb, cfg, keep_steps=False).final, score, ""
+        h = hashlib.sha256(data).hexdigest() if caches is not None else ""
+        chk = caches.checks.get(h) if caches is not None and check else None
+        if chk is not None and not chk.is_ecg:
+            return None, chk.score, f"{REASON_NOT_ECG}: " + "; ".join(chk.failed)
+        arr = caches.arrays.get(h, cfg) if caches is not None else None
+        if arr is None or (check and chk is None):
+            img = load_image(data, name=p.name, draft_size=need)
+            if img.exif_rotated and (img.width < need[0] or img.height < need[1]):
+                # the draft size applies to the stored (unrotated) axes: decode at full size instead
+                img = load_image(data, name=p.name)
+            rgb = img.rgb
+            if check and chk is None:
+                chk = check_ecg(rgb)
+                if caches is not None:
+                    caches.checks.put(h, chk)
+                if not chk.is_ecg:
+                    return None, chk.score, f"{REASON_NOT_ECG}: " + "; ".join(chk.failed)
+            if arr is None:
+                x = preprocess(rgb, cfg, keep_steps=False).final
+                if caches is None:
+                    return x, chk.score if chk is not None else score, ""
+                arr = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+                caches.arrays.put(h, cfg, arr)
+        return arr.astype(np.float32) / np.float32(255.0), chk.score if chk is not None else score, ""
     except EcgCoreError as e:
         return None, score, f"{REASON_UNREADABLE}: {e}"
     except (MemoryError, ValueError, cv2.error) as e:  # a hostile file must not stop the batch

@@ -86,7 +86,7 @@ def batch_cached(run_key: str, folder: str, signature: str, check: bool, _explai
                  _cfg: pp.PreprocessConfig) -> pd.DataFrame:
     files = explain.list_batch_files(folder)
     return explain.predict_files(_explainer, _cfg, files, class_names=_explainer.class_names, root=folder,
-                                 check=check)
+                                 check=check, cache_root=paths.cache_dir())
 
 
 def run_key(run: registry.RunInfo) -> str:

@@ -8,6 +8,7 @@ Measured false-reject rate on the real samples and reject rate on the generated 
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -333,3 +334,44 @@ def test_predict_files_matches_per_file_reference_in_input_order(run_dir, tmp_pa
         a = preprocess(load_image(f).rgb, cfg, keep_steps=False).final
         b = preprocess(small, cfg, keep_steps=False).final
         assert float(np.abs(a - b).mean()) < 0.05, f.name
+
+
+def test_predict_files_cache_skips_decoding_the_second_time(run_dir, tmp_path, monkeypatch) -> None:
+    """With the app's caches, a second run over the same folder decodes nothing and gives the same table; the
+    first run already feeds the cached uint8 / 255 input (what training fed the model); a not-ECG verdict is
+    cached too; a damaged cache entry is recomputed."""
+    from conftest import report_like
+    from ecg_core import explain, registry
+    from ecg_core import io as ecg_io
+    from ecg_core.preprocess import preprocess
+
+    run = explain.resolve_run(run_dir)
+    cfg = registry.preprocess_config_of(run)
+    model = registry.load_model(run)
+    files = [write_image(tmp_path / f"r{i}.png", report_like(10 + i, size=(900, 640))) for i in range(3)]
+    files.insert(1, write_image(tmp_path / "noise.png", noise(4)))
+    cache = tmp_path / "cache"
+    first = explain.predict_files(model, cfg, files, class_names=CLASSES, batch_size=2, cache_root=cache)
+    assert first.loc[1, "reason"].startswith("not an ECG: ") and (first.loc[[0, 2, 3], "reason"] == "").all()
+    assert len(list((cache / "preprocess").rglob("*.npy"))) == 3  # not-ECG files are never preprocessed
+    assert len(list((cache / "ecg_check").rglob("*.json"))) == 4
+    # the first run's input is the quantised array, as in training
+    x = preprocess(load_image(files[0]).rgb, cfg, keep_steps=False).final
+    q = np.clip(np.rint(x * 255.0), 0, 255).astype(np.float32)[None] / 255.0
+    cols = [f"prob_{c}" for c in CLASSES]
+    np.testing.assert_allclose(first.loc[0, cols].to_numpy(float), np.asarray(model(q, training=False))[0],
+                               atol=1e-5)
+
+    def no_decoding(*a, **k):
+        raise AssertionError("decoded although cached")
+
+    monkeypatch.setattr(ecg_io, "load_image", no_decoding)
+    second = explain.predict_files(model, cfg, files, class_names=CLASSES, batch_size=2, cache_root=cache)
+    pd.testing.assert_frame_equal(first, second)
+    monkeypatch.undo()
+    # a damaged entry is not trusted: the file is decoded again and the entry rewritten
+    victim = next((cache / "ecg_check").rglob("*.json"))
+    victim.write_text("{not json")
+    third = explain.predict_files(model, cfg, files, class_names=CLASSES, batch_size=2, cache_root=cache)
+    pd.testing.assert_frame_equal(first, third)
+    assert json.loads(victim.read_text())["score"] >= 0
