@@ -214,8 +214,12 @@ sidecar = leads.load_sidecar(path) if path is not None else None
 # the ECG check and the lead detection run beside it
 chosen = st.session_state.get("explain_method")
 first_method = chosen if chosen in explainer.methods else explainer.methods[0]
-with safe(f"Reading and explaining {name}"), st.spinner("Reading, predicting and explaining..."):
-    prepared, first = pipe.analyse(data, name, method=first_method, sidecar=sidecar, key=fhash)
+with safe("Predicting"), st.spinner("Reading, predicting and explaining..."):
+    try:
+        prepared, first = pipe.analyse(data, name, method=first_method, sidecar=sidecar, key=fhash)
+    except EcgCoreError as e:  # unreadable or unusable image (the model's own failures go to safe() above)
+        st.error(f"Loading the image failed: {e}")
+        st.stop()
 pre, rgb, check, layout = prepared.pre, prepared.rgb, prepared.check, prepared.layout
 for note in pre.notes:
     st.info(note)
