@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import tempfile
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -228,6 +229,36 @@ def to_model_channels(img: np.ndarray, channels: int) -> np.ndarray:
     return img
 
 
+_NPY_HEADER = re.compile(
+    r"""^\{'descr': '(?P<descr>[|<>=]?[a-z]\d+)', 'fortran_order': (?P<fortran>True|False), 'shape': """
+    r"""\((?P<shape>[0-9, ]*)\), \}\s*$""")
+
+
+def load_npy(path: str | Path) -> np.ndarray:
+    """Read a ``.npy`` file written by ``np.save`` (format 1.0/2.0, no pickles), thread-safely.
+
+    ``np.load`` parses the header with ``ast.literal_eval``, and CPython 3.11's parser is not safe when threads
+    parse at the same time ("SystemError: AST constructor recursion depth mismatch", seen here when tf.data's map
+    threads load cache entries in parallel). This reads the same header with a regular expression instead and
+    raises ``ValueError`` for anything it does not recognise (the caller treats that as a cache miss).
+    """
+    with open(path, "rb") as f:
+        magic = f.read(8)
+        if magic[:6] != b"\x93NUMPY" or magic[6] not in (1, 2):
+            raise ValueError(f"{path}: not a .npy file")
+        n = int.from_bytes(f.read(2 if magic[6] == 1 else 4), "little")
+        m = _NPY_HEADER.match(f.read(n).decode("latin1"))
+        if m is None or m["fortran"] == "True":
+            raise ValueError(f"{path}: unsupported .npy header")
+        shape = tuple(int(v) for v in m["shape"].replace(" ", "").split(",") if v)
+        dtype = np.dtype(m["descr"])
+        count = int(np.prod(shape)) if shape else 1
+        data = f.read(count * dtype.itemsize)
+    if len(data) != count * dtype.itemsize:
+        raise ValueError(f"{path}: truncated .npy file")
+    return np.frombuffer(data, dtype=dtype).reshape(shape).copy()
+
+
 class PreprocessCache:
     """On-disk cache of preprocessed images, keyed by (file content hash, config hash).
 
@@ -246,7 +277,7 @@ class PreprocessCache:
     def get(self, content_hash: str, cfg: PreprocessConfig) -> np.ndarray | None:
         p = self.path_for(content_hash, cfg)
         try:
-            arr = np.load(p, allow_pickle=False)
+            arr = load_npy(p)
         except (OSError, ValueError):
             return None
         return arr if arr.shape == cfg.input_shape and arr.dtype == np.uint8 else None

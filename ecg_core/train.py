@@ -42,7 +42,7 @@ import pandas as pd
 
 from ecg_core import registry
 from ecg_core.errors import ConfigError, EcgCoreError
-from ecg_core.preprocess import PreprocessCache, PreprocessConfig, preprocess_file
+from ecg_core.preprocess import PreprocessCache, PreprocessConfig, load_npy, preprocess_file
 
 BALANCE_MODES = ("oversample", "class_weights", "none")
 STRATEGIES = ("default", "mirrored")
@@ -358,7 +358,7 @@ def make_dataset(
     seeds = rng.integers(0, 2**31 - 1, size=len(order), dtype=np.int64)
 
     def load(i: np.int64, s: np.int64) -> tuple[np.ndarray, np.ndarray]:
-        arr = np.load(paths[i], allow_pickle=False)
+        arr = load_npy(paths[i])  # np.load parses headers with ast: not thread-safe on CPython 3.11
         if aug_cfg is not None and flags[i]:
             if not hasattr(local, "aug"):
                 with warnings.catch_warnings():
@@ -369,7 +369,7 @@ def make_dataset(
             arr = out[:, :, None] if arr.shape[2] == 1 else out
         return arr, onehot[i]  # still uint8: the Python side (holding the GIL) moves 1 byte per pixel, not 4
 
-    h, w, c = np.load(paths[0], allow_pickle=False).shape
+    h, w, c = load_npy(paths[0]).shape
 
     def tf_load(i: Any, s: Any) -> tuple[Any, Any]:
         x, y = tf.numpy_function(load, [i, s], [tf.uint8, tf.float32], stateful=False)

@@ -102,3 +102,34 @@ def test_real_fullres_and_halfres_agree():
     b = preprocess(load_image(half).rgb, cfg).final
     assert np.abs(a - b).mean() < 0.05
     assert np.abs(preprocess_file(full, cfg) / 255.0 - a).mean() < 0.05  # draft decode ~ full decode
+
+
+def test_load_npy_matches_np_load_and_is_thread_safe(tmp_path) -> None:
+    """The cache reader gives np.load's arrays without ast parsing (CPython 3.11's parser fails when threads parse
+    at once: tf.data loads cache entries from several threads); anything unusual is a ValueError."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ecg_core.preprocess import load_npy
+
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (48, 64, 1), dtype=np.uint8), rng.random((3, 5)).astype(np.float32),
+              np.arange(7, dtype=np.int64), np.zeros((0, 3), np.uint8)]
+    paths = []
+    for i, a in enumerate(arrays):
+        paths.append(tmp_path / f"a{i}.npy")
+        np.save(paths[-1], a, allow_pickle=False)
+        got = load_npy(paths[-1])
+        assert got.dtype == a.dtype and got.shape == a.shape and np.array_equal(got, a)
+    with ThreadPoolExecutor(8) as pool:
+        for got in pool.map(load_npy, paths[:1] * 400):
+            assert np.array_equal(got, arrays[0])
+    np.save(tmp_path / "f.npy", np.asfortranarray(rng.random((4, 3))))
+    for bad, content in (("junk.npy", b"not numpy at all"), ("short.npy", (tmp_path / "a0.npy").read_bytes()[:-10])):
+        (tmp_path / bad).write_bytes(content)
+        with pytest.raises(ValueError):
+            load_npy(tmp_path / bad)
+    with pytest.raises(ValueError):
+        load_npy(tmp_path / "f.npy")
+    np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
+    with pytest.raises(ValueError):
+        load_npy(tmp_path / "obj.npy")  # a pickle: never read
