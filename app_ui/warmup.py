@@ -142,7 +142,8 @@ class Warmup:
             x = np.zeros(tuple(explainer.input_shape), dtype=np.float32)
             explainer.predict_proba(x)
             lap("predict")
-            explainer.explain(x, method="gradcam", class_index=0)
+            # what the Explain page runs first (ecg_core.pipeline): prediction + Grad-CAM of the top class in one pass
+            explainer.predict_and_explain(x, method="gradcam")
             lap("gradcam")
             final = WarmupState("ready", run.run_id, round(self._elapsed(), 2),
                                 f"{run.run_id} loaded, first prediction and Grad-CAM traced", dict(phases))

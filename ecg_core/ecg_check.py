@@ -475,19 +475,11 @@ class CheckCache:
 
     def put(self, content_hash: str, check: EcgCheck) -> None:
         import json
-        import os
-        import tempfile
+
+        from ecg_core.preprocess import _atomic_write_bytes  # the array cache's writer: atomic, no fsync (a cache)
 
         p = self._path(content_hash)
         p.parent.mkdir(parents=True, exist_ok=True)
-        data = json.dumps({"is_ecg": check.is_ecg, "score": check.score, "reasons": check.reasons,
-                           "failed": check.failed}).encode()
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=p.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        _atomic_write_bytes(p, json.dumps({"is_ecg": check.is_ecg, "score": check.score, "reasons": check.reasons,
+                                           "failed": check.failed}).encode())
 

@@ -54,6 +54,10 @@ class FakeExplainer:
         self.calls.append(("explain", x.shape, method, class_index))
         return np.zeros(x.shape[:2], np.float32)
 
+    def predict_and_explain(self, x, *, method="gradcam"):
+        self.calls.append(("predict_and_explain", x.shape, method))
+        return np.full(4, 0.25), 0, np.zeros(x.shape[:2], np.float32)
+
 
 class FakeCache:
     """ExplainerCache stand-in: ``get`` waits for ``release`` (to see the "warming" state), then returns or raises."""
@@ -130,7 +134,7 @@ def test_warmup_runs_in_the_background_then_is_ready(tmp_path):
     assert s.status == "ready" and s.run_id == "r1" and s.seconds >= 0
     assert set(s.phases) == {"find", "load", "predict", "gradcam"}
     assert explainer.calls[0] == ("predict", (8, 12, 1), np.float32)
-    assert explainer.calls[1] == ("explain", (8, 12, 1), "gradcam", 0)
+    assert explainer.calls[1] == ("predict_and_explain", (8, 12, 1), "gradcam")  # what the Explain page runs first
 
 
 def test_warmup_failure_is_recorded_not_raised(tmp_path):
