@@ -1,7 +1,7 @@
 """Run every benchmark one after the other (``make bench``), keep their JSON lines and print a summary.
 
-Writes ``bench/results/latest.jsonl`` (every line of every bench) and ``bench/results/latest.md`` (the summary
-table for the README). Exit code: 1 when a bench missed its target, 2 when none missed but one could not run,
+Writes ``bench/results/latest.jsonl`` (every line of every bench, each stamped ``measured_at``; with ``--only``
+the other benches keep their last lines) and ``bench/results/latest.md`` (the summary table for the README). Exit code: 1 when a bench missed its target, 2 when none missed but one could not run,
 0 when all passed. Benches run sequentially on purpose: on a 2-core machine, two at once would time each other.
 
     python bench/run_all.py [--only explain_latency,cold_start] [-- extra args are not passed]
@@ -65,19 +65,29 @@ def main(argv: list[str] | None = None) -> int:
         code = proc.wait()
         summary.append((name, result, code, time.perf_counter() - t0))
     stamp = dt.datetime.now().isoformat(timespec="seconds")
+    for row in all_lines:
+        row.setdefault("measured_at", stamp)
+    # --only re-runs some benches: the others keep their last lines
+    kept = [row for row in _read_jsonl(RESULTS / "latest.jsonl") if row.get("bench") not in names]
+    lines = sorted(kept + all_lines, key=lambda r: list(BENCHES).index(r["bench"]) if r.get("bench") in BENCHES
+                   else len(BENCHES))
     with (RESULTS / "latest.jsonl").open("w") as f:
-        for row in all_lines:
+        for row in lines:
             f.write(json.dumps(row) + "\n")
-    md = [f"Measured {stamp} on {_machine_words(summary)}.", "",
-          "| bench | what | target | measured | result |", "|---|---|---|---|---|"]
-    for name, result, code, secs in summary:
+    results = {r["bench"]: r for r in lines if r.get("result")}
+    codes_by_name = {name: code for name, _, code, _ in summary}
+    table = [(name, results.get(name), codes_by_name.get(name, 0), 0.0) for name in BENCHES if name in results
+             or name in codes_by_name]
+    md = [f"Last `make bench` on {_machine_words(table)}.", "",
+          "| bench | what | target | measured | result | when |", "|---|---|---|---|---|---|"]
+    for name, result, code, secs in table:
         _, what, target = BENCHES[name]
         if result is None or result.get("skipped"):
             why = (result or {}).get("reason", f"exit code {code}, no result line")
-            md.append(f"| {name} | {what} | {target} | — | not run: {why} |")
+            md.append(f"| {name} | {what} | {target} | — | not run: {why} | {(result or {}).get('measured_at', '')} |")
         else:
             md.append(f"| {name} | {what} | {target} | {result['ratio']} | "
-                      f"{'pass' if result.get('passed') else 'MISS'} |")
+                      f"{'pass' if result.get('passed') else 'MISS'} | {result.get('measured_at', '')} |")
     (RESULTS / "latest.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     codes = [c for _, _, c, _ in summary]
@@ -86,9 +96,25 @@ def main(argv: list[str] | None = None) -> int:
     return 2 if any(c == 2 for c in codes) else 0
 
 
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    try:
+        text = path.read_text()
+    except OSError:
+        return rows
+    for line in text.splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict):
+            rows.append(row)
+    return rows
+
+
 def _machine_words(summary: list[tuple[str, dict | None, int, float]]) -> str:
-    for _, result, _, _ in summary:
-        m = (result or {}).get("machine")
+    machines = [(result or {}).get("machine") for _, result, _, _ in summary]
+    for m in sorted((m for m in machines if m), key=lambda m: "tensorflow" not in m):  # the fullest first
         if m:
             return (f"{m.get('cpu')} ({m.get('cores')} cores, {m.get('mem_gb')} GB, GPU: {m.get('gpu')}), "
                     f"{m.get('os')}, Python {m.get('python')}, TensorFlow {m.get('tensorflow', '?')}")

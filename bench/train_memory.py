@@ -5,7 +5,7 @@ cache) and ``--keep-copies``: every file of the dataset is used (duplicate copie
 duplicate group, so copies never straddle train/val/test), every file goes through the preprocessing cache, and
 the tf.data pipelines are built over all training/validation files; the test split is predicted at the end.
 Input 384x384x3 (the zoo's native custom_cnn size; the 3-channel variant is the larger one), batch 16 (which the
-job runs as micro-batches within its activation budget, ``TrainConfig.micro_batch``: 2 x 8 images at this size,
+job runs as micro-batches within its activation budget, ``TrainConfig.micro_batch``: 4 x 4 images at this size,
 gradients accumulated), one epoch, capped at ``--steps`` training batches (the pipeline and the model are the same whatever the cap; the peak grows
 during the first ~10 steps as TensorFlow's allocator pools fill, then levels off).
 

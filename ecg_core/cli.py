@@ -465,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--steps-per-epoch", type=int, default=0, help="cap batches per epoch (0 = all)")
     t.add_argument("--micro-batch", type=int, default=0,
                    help="images per pass, gradients accumulated to --batch-size (0 = automatic: within a memory "
-                        "budget; a batch of 16 at 384 px runs as 2 x 8)")
+                        "budget; a batch of 16 at 384 px runs as 4 x 4)")
     t.set_defaults(func=cmd_train)
 
     mc = sub.add_parser("model-card", help="write MODEL_CARD.md of a run from its run.json and evaluations")

@@ -457,9 +457,10 @@ def _callbacks(run_dir: Path, writer: ProgressWriter, stop: _StopFlag, cfg: Trai
 
 # ------------------------------------------------------------------------------------------------------ the job
 #: forward activations one training pass may hold (MiB, float32, from the built model's layer outputs). Measured
-#: here: the Custom CNN at 384x384x3 (78 MiB per image) peaks at 3.7 GB RSS with batches of 16 and 2.3 GB with
-#: micro-batches of 8; at the default 192x320x1 (32 MiB per image) a batch of 16 fits whole.
-ACTIVATION_BUDGET_MIB = 640
+#: here: the Custom CNN at 384x384x3 (78 MiB per image) peaks at 3.7 GB RSS with batches of 16 and 2.4-2.5 GB with
+#: micro-batches of 8 (too close to a 2.5 GB budget), hence passes of 4; at the default 192x320x1 (32 MiB per
+#: image) a batch of 16 fits whole.
+ACTIVATION_BUDGET_MIB = 512
 
 
 def choose_micro_batch(batch_size: int, bytes_per_sample: int, *, requested: int = 0,

@@ -98,8 +98,9 @@ def test_micro_batch_choice_fits_the_budget_and_validates(train_set):
     from ecg_core.train import choose_micro_batch
 
     mib = 2**20
-    assert choose_micro_batch(16, 32 * mib, budget_mib=640) == 16  # 192x320x1 Custom CNN: whole batches
-    assert choose_micro_batch(16, 78 * mib, budget_mib=640) == 8  # 384x384x3: two passes of 8
+    assert choose_micro_batch(16, 32 * mib) == 16  # 192x320x1 Custom CNN (default): whole batches
+    assert choose_micro_batch(16, 78 * mib, budget_mib=640) == 8
+    assert choose_micro_batch(16, 78 * mib) == 4  # 384x384x3 Custom CNN under the default budget: passes of 4
     assert choose_micro_batch(16, 206 * mib, budget_mib=640) == 2
     assert choose_micro_batch(12, 100 * mib, budget_mib=640) == 6  # a divisor, never a ragged last pass
     assert choose_micro_batch(16, 10**12, budget_mib=640) == 1
