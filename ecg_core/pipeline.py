@@ -36,11 +36,9 @@ import pandas as pd
 
 from ecg_core.errors import ConfigError
 
-#: the displayed report is at least this wide when the upload is (the ECG check and the lead detection work at
-#: 1100 px) ...
+#: the displayed report is at least this wide when the upload is (the ECG check and the lead detection are
+#: calibrated at 1100 px) and less than twice as wide: a larger decode is reduced by an integer factor
 DISPLAY_MIN_WIDTH = 1100
-#: ... and at most about this wide: a larger decode is halved (quartered, ...) for display, with area averaging
-DISPLAY_MAX_WIDTH = 1300
 
 
 @dataclass(frozen=True)
@@ -141,12 +139,10 @@ def decode_for_model(data: bytes, name: str, cfg: Any, *, min_width: int = DISPL
     return img.rgb, size
 
 
-def display_copy(rgb: np.ndarray, *, max_width: int = DISPLAY_MAX_WIDTH) -> tuple[np.ndarray, int]:
-    """``rgb`` reduced by the smallest integer factor k that brings it to at most ``max_width`` px wide (area
-    averaging; an integer factor takes OpenCV's fast path), and k (1 = unchanged)."""
-    k = 1
-    while rgb.shape[1] / k > max_width:
-        k += 1
+def display_copy(rgb: np.ndarray, *, min_width: int = DISPLAY_MIN_WIDTH) -> tuple[np.ndarray, int]:
+    """``rgb`` reduced by the largest integer factor k that keeps it ``min_width`` px wide (area averaging; an
+    integer factor takes OpenCV's fast path), and k (1 = unchanged): between ``min_width`` and twice that."""
+    k = max(1, int(rgb.shape[1]) // int(min_width))
     if k == 1:
         return rgb, 1
     return cv2.resize(rgb, None, fx=1.0 / k, fy=1.0 / k, interpolation=cv2.INTER_AREA), k
