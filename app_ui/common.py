@@ -246,7 +246,7 @@ def _keep_keras_session() -> None:
     Keras is imported: a full ``gc.collect()`` and TensorFlow's kernel cache cleared, about a second each time with
     TensorFlow loaded. The app keeps its models in ``st.cache_resource`` and builds none in the server process, so
     this only costs time; and while the start-up warm-up loads the default model in its thread, the home page's
-    status poll (a fragment run twice a second) made the load several times slower (110 s instead of 15 s here).
+    status poll (a fragment run twice a second) made the load several times slower (110 s instead of about 8 s here).
     Matplotlib figures are still closed as Streamlit does.
     """
     try:

@@ -456,7 +456,6 @@ class CheckCache:
         t = thresholds or EcgCheckThresholds()
         key = json.dumps({"v": self.VERSION, "work_width": WORK_WIDTH, **asdict(t)}, sort_keys=True)
         self.dir = Path(root) / hashlib.sha1(key.encode()).hexdigest()[:12]
-        self.thresholds = t
 
     def _path(self, content_hash: str) -> Path:
         if not content_hash or any(c not in "0123456789abcdef" for c in content_hash):

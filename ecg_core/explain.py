@@ -1073,7 +1073,6 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
     base = Path(root) if root is not None else None
     n = len(files)
     rows = [_batch_row(f, base, names) for f in files]
-    need = _batch_draft_size(cfg)
     caches = _BatchCaches.under(cache_root) if cache_root is not None else None
     pending: list[tuple[int, np.ndarray]] = []
 
@@ -1095,7 +1094,7 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
         submitted = 0
         for i in range(n):
             while submitted < n and submitted < i + window:
-                futures[submitted] = pool.submit(_batch_prepare, Path(files[submitted]), cfg, check, need, caches)
+                futures[submitted] = pool.submit(_batch_prepare, Path(files[submitted]), cfg, check, caches)
                 submitted += 1
             x, score, reason = futures.pop(i).result()
             row = rows[i]
@@ -1159,7 +1158,7 @@ class _BatchCaches:
         return cls(PreprocessCache(Path(root) / "preprocess"), CheckCache(Path(root) / "ecg_check"))
 
 
-def _batch_prepare(p: Path, cfg: Any, check: bool, need: tuple[int, int], caches: _BatchCaches | None = None
+def _batch_prepare(p: Path, cfg: Any, check: bool, caches: _BatchCaches | None = None
                    ) -> tuple[np.ndarray | None, float, str]:
     """Decode, check and preprocess one file (in a worker thread): (model input or None, ECG score, reason).
 
@@ -1167,7 +1166,8 @@ def _batch_prepare(p: Path, cfg: Any, check: bool, need: tuple[int, int], caches
     stored; the model input is then the cached uint8 array / 255 (exactly what training fed the model), also on
     the first run, so that a first and a second run give the same probabilities."""
     from ecg_core.ecg_check import check_ecg
-    from ecg_core.io import load_image, read_bytes
+    from ecg_core.io import read_bytes
+    from ecg_core.pipeline import decode_for_model
     from ecg_core.preprocess import preprocess
 
     score = np.nan
@@ -1179,11 +1179,7 @@ def _batch_prepare(p: Path, cfg: Any, check: bool, need: tuple[int, int], caches
             return None, chk.score, f"{REASON_NOT_ECG}: " + "; ".join(chk.failed)
         arr = caches.arrays.get(h, cfg) if caches is not None else None
         if arr is None or (check and chk is None):
-            img = load_image(data, name=p.name, draft_size=need)
-            if img.exif_rotated and (img.width < need[0] or img.height < need[1]):
-                # the draft size applies to the stored (unrotated) axes: decode at full size instead
-                img = load_image(data, name=p.name)
-            rgb = img.rgb
+            rgb, _ = decode_for_model(data, p.name, cfg)  # the Explain page's decode
             if check and chk is None:
                 chk = check_ecg(rgb)
                 if caches is not None:

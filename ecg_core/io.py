@@ -160,7 +160,8 @@ def _decode(
             orient = _orientation(im)
             full = (h, w) if orient in (5, 6, 7, 8) else (w, h)
             if draft_size is not None and fmt in ("JPEG", "MPO"):
-                im.draft("RGB", draft_size)
+                # the decoder scales the stored axes: a picture turned by 90 degrees asks for the swapped size
+                im.draft("RGB", tuple(draft_size)[::-1] if orient in (5, 6, 7, 8) else draft_size)
             im.load()
             rotated = orient not in (None, 1)
             if rotated:

@@ -279,10 +279,8 @@ def check_and_layout(rgb: np.ndarray) -> tuple[Any, LeadLayout]:
     traces (about half the cost of calling both)."""
     from ecg_core.ecg_check import analyse_traces, check_ecg, to_work
 
-    gray_input = rgb.ndim == 2
-    rgb3 = np.repeat(rgb[:, :, None], 3, axis=2) if gray_input else rgb
-    ta = analyse_traces(to_work(rgb3))
-    return check_ecg(rgb3, analysis=ta), detect_layout(rgb3, analysis=ta)
+    ta = analyse_traces(to_work(rgb))
+    return check_ecg(rgb, analysis=ta), detect_layout(rgb, analysis=ta)
 
 
 def layout_for(rgb: np.ndarray, *, sidecar: Mapping[str, Any] | None = None) -> LeadLayout:

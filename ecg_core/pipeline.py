@@ -22,7 +22,6 @@ The caches belong to the :class:`ReportPipeline` object, which the caller owns (
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Mapping
@@ -34,11 +33,13 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ecg_core.ecg_check import WORK_WIDTH
 from ecg_core.errors import ConfigError
+from ecg_core.explain import file_hash
 
 #: the displayed report is at least this wide when the upload is (the ECG check and the lead detection are
-#: calibrated at 1100 px) and less than twice as wide: a larger decode is reduced by an integer factor
-DISPLAY_MIN_WIDTH = 1100
+#: calibrated at this width) and less than twice as wide: a larger decode is reduced by an integer factor
+DISPLAY_MIN_WIDTH = WORK_WIDTH
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,6 @@ class PreparedReport:
     check: Any  # ecg_core.ecg_check.EcgCheck
     layout: Any  # ecg_core.leads.LeadLayout
     config_hash: str
-
-    @property
-    def scale(self) -> float:
-        """Displayed px per original px (1.0 when decoded at full size)."""
-        w = self.original_size[0] or self.rgb.shape[1]
-        return self.rgb.shape[1] / float(w)
 
 
 @dataclass(frozen=True)
@@ -114,27 +109,18 @@ class _Lru:
             self.items.popitem(last=False)
 
 
-def file_hash(data: bytes) -> str:
-    """sha256 hex digest of a file's bytes (the cache key of a report)."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def decode_for_model(data: bytes, name: str, cfg: Any, *, min_width: int = DISPLAY_MIN_WIDTH
-                     ) -> tuple[np.ndarray, tuple[int, int]]:
+def decode_for_model(data: bytes, name: str, cfg: Any) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode ``data`` for preprocessing and display: uint8 RGB (H, W, 3) and the original (width, height).
 
-    JPEGs are decoded at the smallest DCT scale (1, 1/2, 1/4, 1/8) that keeps the image ``min_width`` px wide and
-    the crop larger than the preprocessing's work size — the scale :func:`ecg_core.preprocess.preprocess_file`
-    uses for the training cache, so inference sees what training saw; other formats are decoded fully.
+    JPEGs are decoded at the smallest DCT scale (1, 1/2, 1/4, 1/8) that keeps the image as wide as the ECG check
+    works and the crop larger than the preprocessing's work size (:func:`ecg_core.explain._batch_draft_size`: the
+    scale :func:`ecg_core.preprocess.preprocess_file` uses for the training cache, so inference sees what
+    training saw); other formats are decoded fully. Batch prediction decodes the same way.
     """
+    from ecg_core.explain import _batch_draft_size
     from ecg_core.io import load_image
-    from ecg_core.preprocess import _draft_size
 
-    dw, dh = _draft_size(cfg)
-    need = (max(dw, min_width), dh)
-    img = load_image(data, name=name, draft_size=need)
-    if img.exif_rotated and (img.width < need[0] or img.height < need[1]):
-        img = load_image(data, name=name)  # the draft size applied to the stored (unrotated) axes: decode fully
+    img = load_image(data, name=name, draft_size=_batch_draft_size(cfg))
     size = img.original_size if img.original_size[0] > 0 else (int(img.rgb.shape[1]), int(img.rgb.shape[0]))
     return img.rgb, size
 
@@ -195,7 +181,7 @@ class ReportPipeline:
     # ------------------------------------------------------------------------------------------------ stage 1
     def _cached_prepared(self, h: str, sidecar: Mapping[str, Any] | None) -> PreparedReport | None:
         with self._lock:
-            hit = self._prepared.get((h, self.config_hash, bool(sidecar)))
+            hit = self._prepared.get((h, bool(sidecar)))
             if hit is not None:
                 self.stats.prepare_hits += 1
             return hit
@@ -221,7 +207,7 @@ class ReportPipeline:
     def _store_prepared(self, out: PreparedReport, sidecar: Mapping[str, Any] | None) -> None:
         with self._lock:
             self.stats.prepared += 1
-            self._prepared.put((out.file_hash, self.config_hash, bool(sidecar)), out)
+            self._prepared.put((out.file_hash, bool(sidecar)), out)
 
     def prepare(self, data: bytes, name: str = "upload", *, sidecar: Mapping[str, Any] | None = None,
                 key: str | None = None) -> PreparedReport:

@@ -257,11 +257,16 @@ DEFAULT_RUN_ID = "cardiac4-mendeley-custom_cnn"
 def default_run(models_dir: str | Path, *, preferred: str = DEFAULT_RUN_ID) -> RunInfo | None:
     """The usable run the app opens by default: ``preferred`` when it is usable, else the first usable run in
     :func:`list_runs` order (newest first); ``None`` when no run is usable. Reads ``run.json`` files only."""
-    runs = [r for r in list_runs(models_dir) if r.usable]
-    for r in runs:
+    return choose_default(list_runs(models_dir), preferred=preferred)
+
+
+def choose_default(runs: list[RunInfo], *, preferred: str = DEFAULT_RUN_ID) -> RunInfo | None:
+    """:func:`default_run` among runs already listed."""
+    usable = [r for r in runs if r.usable]
+    for r in usable:
         if r.run_id == preferred:
             return r
-    return runs[0] if runs else None
+    return usable[0] if usable else None
 
 
 def create_run(models_dir: str | Path, run_id: str, meta: dict[str, Any]) -> Path:

@@ -112,7 +112,7 @@ if not usable:
     st.info(f"No trained model is available in `{paths.models_dir()}`. Train one on the Train page (or with "
             "`python -m ecg_core train --data <folder>`), then come back to explain its predictions.")
     st.stop()
-default = registry.default_run(paths.models_dir())
+default = registry.choose_default(runs)
 run_id = st.selectbox("Model", list(usable), format_func=lambda r: usable[r].label, key="explain_run",
                       index=list(usable).index(default.run_id) if default is not None and default.run_id in usable
                       else 0)

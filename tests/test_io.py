@@ -76,6 +76,17 @@ def test_exif_orientation_applied():
     assert img.exif_rotated and img.rgb.shape[:2] == (80, 60)
 
 
+def test_draft_size_is_the_upright_size_for_exif_rotated_jpegs():
+    """A JPEG stored 1200x400 and shown turned by 90 degrees (400x1200 upright) asked for at least 190x590 upright:
+    the decoder halves it (600x200 stored -> 200x600 upright) instead of applying the size to the stored axes."""
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = Image.fromarray(np.random.default_rng(1).integers(0, 255, (400, 1200, 3), dtype=np.uint8))
+    img = load_image(_encode(stored, "JPEG", exif=exif), draft_size=(190, 590))
+    assert img.exif_rotated and img.original_size == (400, 1200)
+    assert img.rgb.shape[:2] == (600, 200)
+
+
 def _gif_animated() -> bytes:
     frames = [Image.new("P", (64, 64), i) for i in range(3)]
     b = io.BytesIO()
