@@ -576,6 +576,35 @@ class ClassMessage:
     text: str
 
 
+@dataclass(frozen=True)
+class DomainNote:
+    """Whether the report resembles the model's training data by source (real vs synthetic reports).
+
+    ``matches`` is False when a synthetic-data model meets a real (or uploaded) report, or a real-data model a
+    synthetic report; ``text`` says so in words to show next to the verdict."""
+
+    matches: bool
+    text: str
+
+
+def training_domain_note(data_source: str, input_synthetic: bool) -> DomainNote:
+    """Compare what a model was trained on (``run.json`` ``data_source``: ``real``/``synthetic``) with the input.
+
+    ``input_synthetic`` is True for a report of our synthetic generator (it comes with a ground-truth sidecar);
+    an uploaded or real dataset image counts as real."""
+    what = "a synthetic report (it has a ground-truth sidecar)" if input_synthetic else "a real or uploaded report"
+    if data_source == "synthetic" and not input_synthetic:
+        return DomainNote(False, f"This model was trained on synthetic reports only, and this is {what}: real "
+                                 "reports look different from anything it saw, so its output here is not validated.")
+    if data_source == "real" and input_synthetic:
+        return DomainNote(False, f"This model was trained on real reports, and this is {what}: it never saw such "
+                                 "images, so its output here says little. For the ground truth, choose a model "
+                                 "trained on synthetic reports.")
+    if data_source not in ("real", "synthetic"):
+        return DomainNote(False, f"The model's training data is not recorded ({data_source!r}); this is {what}.")
+    return DomainNote(True, f"Trained on {data_source} reports; this is {what}, like its training data.")
+
+
 def class_messages(probs: Sequence[float], class_names: Sequence[str], *, preset: str = "cardiac-4"
                    ) -> list[ClassMessage]:
     """One message per class (model order): the probability, what the class means and what a reader looks for

@@ -36,13 +36,24 @@ class ClassInfo:
     patterns: tuple[str, ...]
 
 
+# what a model of a preset takes as input; runs carry it (``run.json`` -> ``input_kind``) so that pages list only the
+# models that fit what the user gives them
+INPUT_REPORT_IMAGE = "report_image"
+INPUT_SPECTRAL_BEAT = "spectral_beat"
+INPUT_KIND_TITLES = {
+    INPUT_REPORT_IMAGE: "12-lead report image",
+    INPUT_SPECTRAL_BEAT: "spectral image of an ECG signal window",
+}
+
+
 @dataclass(frozen=True)
 class LabelPreset:
-    """An ordered set of classes; the order is the model's output order."""
+    """An ordered set of classes; the order is the model's output order. ``input_kind`` is what its models read."""
 
     name: str
     title: str
     classes: tuple[ClassInfo, ...]
+    input_kind: str = INPUT_REPORT_IMAGE
 
     @property
     def class_names(self) -> list[str]:
@@ -142,6 +153,7 @@ _CARDIAC_4 = LabelPreset(
 
 _ARRHYTHMIA_6 = LabelPreset(
     name="arrhythmia-6",
+    input_kind=INPUT_SPECTRAL_BEAT,
     title="Beats and rhythms from ECG signals: 6 arrhythmia classes (MIT-BIH conventions)",
     classes=(
         ClassInfo(

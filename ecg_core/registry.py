@@ -169,6 +169,25 @@ class RunInfo:
     def class_names(self) -> list[str]:
         return list(self.meta.get("class_names", []))
 
+    @property
+    def input_kind(self) -> str:
+        """What the model reads (``labels.INPUT_*``): ``run.json``'s ``input_kind``; for runs written before it was
+        stored, a spectral beat image when the run has a spectral config, else its preset's input kind."""
+        from ecg_core import labels
+
+        kind = self.meta.get("input_kind")
+        if isinstance(kind, str) and kind:
+            return kind
+        if isinstance(self.meta.get("spectral"), dict):
+            return labels.INPUT_SPECTRAL_BEAT
+        preset = labels.PRESETS.get(str(self.meta.get("preset", "")))
+        return preset.input_kind if preset is not None else "unknown"
+
+    @property
+    def data_source(self) -> str:
+        """``real``, ``synthetic`` or ``unknown``: what the model was trained on."""
+        return str(self.meta.get("data_source") or "unknown")
+
 
 def _pid_alive(pid: int | None) -> bool:
     if not pid:
@@ -242,12 +261,16 @@ def _model_file_problem(path: Path) -> str:
     return _MODEL_CHECKS[key]
 
 
-def list_runs(models_dir: str | Path) -> list[RunInfo]:
-    """All run folders (newest first), including unusable ones, which carry a ``problem``."""
+def list_runs(models_dir: str | Path, *, input_kind: str | None = None) -> list[RunInfo]:
+    """All run folders (newest first), including unusable ones, which carry a ``problem``; with ``input_kind``
+    only the runs whose model reads that kind of input (``labels.INPUT_*``; unreadable runs are kept, so that
+    pages can say why they cannot be used)."""
     root = Path(models_dir)
     if not root.is_dir():
         return []
     runs = [read_run(d) for d in root.iterdir() if d.is_dir() and not d.name.startswith((".", "_"))]
+    if input_kind is not None:
+        runs = [r for r in runs if r.input_kind in (input_kind, "unknown")]
     return sorted(runs, key=lambda r: (r.meta.get("created", ""), r.run_id), reverse=True)
 
 

@@ -544,6 +544,16 @@ def predict_cached(model: Any, cache_paths: list[str], *, batch_size: int = 16) 
     return model.predict(ds.map(lambda x, y: x), verbose=0)
 
 
+def _input_kind(cfg: TrainConfig) -> str:
+    """What the trained model will read: a spectral beat image for a folder written by the spectral builder, else the
+    preset's input kind (stored in run.json so that pages offer the model only for fitting inputs)."""
+    from ecg_core import labels
+
+    if (Path(cfg.data_dir) / "spectral_config.json").is_file():
+        return labels.INPUT_SPECTRAL_BEAT
+    return labels.get_preset(cfg.preset).input_kind
+
+
 def run_training(
     cfg: TrainConfig,
     *,
@@ -561,6 +571,7 @@ def run_training(
     run_dir = registry.create_run(models_dir, run_id, {
         "arch": cfg.arch,
         "preset": cfg.preset,
+        "input_kind": _input_kind(cfg),
         "data_dir": str(Path(cfg.data_dir).resolve()),
         "input_shape": list(cfg.preprocess.input_shape),
         "preprocess": cfg.preprocess.to_dict(),

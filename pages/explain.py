@@ -18,7 +18,7 @@ import pandas as pd
 import streamlit as st
 
 from app_ui import common
-from ecg_core import explain, leads, paths, pipeline, registry, report
+from ecg_core import explain, labels, leads, paths, pipeline, registry, report
 from ecg_core import preprocess as pp
 from ecg_core.errors import EcgCoreError
 from ecg_core.io import read_bytes
@@ -100,7 +100,8 @@ def png_bytes(rgb: np.ndarray) -> bytes:
 
 
 # ------------------------------------------------------------------------------------------------ model picker
-runs = registry.list_runs(paths.models_dir())
+# only models that read report images: a spectral-beat arrhythmia model has no meaning on a 12-lead report
+runs = registry.list_runs(paths.models_dir(), input_kind=labels.INPUT_REPORT_IMAGE)
 usable = {r.run_id: r for r in runs if r.usable}
 unusable = [r for r in runs if not r.usable]
 if unusable:
@@ -249,8 +250,13 @@ probs, top = first.probs, first.top
 left, right = st.columns([3, 2])
 left.plotly_chart(explain.probability_figure(probs, explainer.class_names), width="stretch",
                   key="explain_probs_fig")
+domain = explain.training_domain_note(run.data_source, input_synthetic=sidecar is not None)
 with right:
     st.markdown(f"**Model output:** {explainer.class_names[top]} ({probs[top]:.0%})")
+    if not domain.matches:
+        st.warning(domain.text)
+    else:
+        st.caption(domain.text)
     st.caption("A research model's output, not a diagnosis.")
     for msg in explain.class_messages(probs, explainer.class_names, preset=str(run.meta.get("preset", "cardiac-4"))):
         with st.expander(f"{msg.class_name}: {msg.probability:.0%}", expanded=msg.class_index == top):
@@ -259,8 +265,11 @@ with right:
 # ------------------------------------------------------------------------------------------------ explanation
 c1, c2, c3 = st.columns(3)
 method = c1.selectbox("Method", explainer.methods, format_func=explain.method_title, key="explain_method")
+# one selector per (model, image): a new image or model starts at its own top class; a choice made for the previous
+# image never carries over (a widget with a fixed key would keep it while showing the new default)
 class_index = c2.selectbox("Explain class", list(range(len(explainer.class_names))), index=top,
-                           format_func=lambda i: f"{explainer.class_names[i]} ({probs[i]:.0%})", key="explain_class")
+                           format_func=lambda i: f"{explainer.class_names[i]} ({probs[i]:.0%})",
+                           key=f"explain_class:{run_id}:{fhash}")
 alpha = c3.slider("Heatmap opacity", 0.0, 1.0, 0.55, 0.05, key="explain_alpha")
 with safe(f"Computing {explain.method_title(method)}"):
     with st.spinner(f"{explain.method_title(method)}..."):

@@ -55,6 +55,19 @@ def _captions(at: AppTest) -> str:
     return " ".join(str(el.proto) for el in at.get("imgs")) + " ".join(str(el.proto) for el in at.get("image"))
 
 
+def _class_selector(at: AppTest):
+    """The "Explain class" selector (its key names the model and the image, so that a new image starts afresh)."""
+    found = [s for s in at.selectbox if s.label == "Explain class"]
+    assert len(found) == 1, [s.label for s in at.selectbox]
+    return found[0]
+
+
+def _top_class(at: AppTest) -> str:
+    out = [m.value for m in at.markdown if m.value.startswith("**Model output:**")]
+    assert out, "no model output shown"
+    return out[0].removeprefix("**Model output:** ").rsplit(" (", 1)[0]
+
+
 def test_linked_image_prediction_overlay_pdf(page, trained, monkeypatch) -> None:
     import ecg_core.preprocess as pp
     import ecg_core.report as report
@@ -91,7 +104,7 @@ def test_linked_image_prediction_overlay_pdf(page, trained, monkeypatch) -> None
 
     # another method and class, a lower opacity, the comparison and the PDF in one rerun
     at.selectbox(key="explain_method").set_value("gradcam++")
-    at.selectbox(key="explain_class").set_value(2)
+    _class_selector(at).set_value(2)
     at.slider(key="explain_alpha").set_value(0.3)
     at.toggle(key="explain_compare").set_value(True)
     at.toggle(key="explain_pdf_on").set_value(True)
@@ -163,3 +176,88 @@ def test_batch_mode_with_a_bad_file(page, trained, tmp_path) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"files": "3", "predicted": "2", "not an ECG": "0", "unreadable": "1"}
     assert [b.key for b in at.get("download_button")] == ["explain_batch_csv"]
+
+
+def test_new_image_explains_its_own_top_class(page, trained) -> None:
+    """Issue 19.1: after a class was chosen for one report, a new report must be explained for *its* top class.
+
+    Before the fix the selector had one fixed key: its stored choice (the previous report's class) was used for the
+    heatmap while the selector showed the new report's top class."""
+    _, data = trained
+    first = sorted((data / "myocardial_infarction").glob("*.png"))[0]
+    second = sorted((data / "normal").glob("*.png"))[0]
+    probe = page(explain_path=str(second)).run()
+    assert not probe.exception, probe.exception
+    top_second = _top_class(probe)
+    names = _class_selector(probe).options  # labels "Class (p%)" in model order
+    names = [n.rsplit(" (", 1)[0] for n in names]
+
+    at = page(explain_path=str(first)).run()
+    assert not at.exception, at.exception
+    top_first = _top_class(at)
+    other = next(i for i, n in enumerate(names) if n not in (top_first, top_second))
+    _class_selector(at).set_value(other).run()
+    assert f"for “{names[other]}”" in _captions(at)
+
+    at.session_state["explain_path"] = str(second)
+    at.run()
+    assert not at.exception, at.exception
+    assert _top_class(at) == top_second
+    assert names[_class_selector(at).value] == top_second
+    assert f"for “{top_second}”" in _captions(at), _captions(at)
+    assert f"for “{names[other]}”" not in _captions(at)
+
+
+def _add_spectral_run(models: Path, tmp_path: Path) -> Path:
+    """A copy of the tiny report model registered as a spectral-beat arrhythmia model (what the Explain page must not
+    offer for report images)."""
+    import shutil
+
+    target = tmp_path / "models"
+    shutil.copytree(models, target)
+    spec = target / "arrhythmia-like"
+    shutil.copytree(target / "tiny", spec)
+    meta = json.loads((spec / "run.json").read_text())
+    meta.update(run_id="arrhythmia-like", preset="arrhythmia-6", spectral={"segment_config": {}, "spectral_config": {}},
+                data_source="real")
+    meta.pop("input_kind", None)  # as in runs written before input kinds were stored: derived from the preset
+    (spec / "run.json").write_text(json.dumps(meta))
+    return target
+
+
+def test_only_report_image_models_are_offered(page, trained, monkeypatch, tmp_path) -> None:
+    """Issue 19.2: a spectral-beat model must not be listed for report images (it answered "ventricular
+    fibrillation" on an MI report)."""
+    models, data = trained
+    monkeypatch.setenv("ECG_INSIGHT_MODELS", str(_add_spectral_run(models, tmp_path)))
+    image = sorted((data / "normal").glob("*.png"))[0]
+    at = page(explain_path=str(image)).run()
+    assert not at.exception, at.exception
+    assert [o.split(" ", 1)[0] for o in at.selectbox(key="explain_run").options] == ["tiny"]
+
+
+def test_training_domain_is_named_next_to_the_verdict(page, trained) -> None:
+    """Issue 19.2: a synthetic-data model applied to a real (uploaded) report says so next to its verdict; on a
+    synthetic report (with its sidecar) it says that the input is like its training data."""
+    _, data = trained
+    image = sorted((data / "normal").glob("*.png"))[0]
+    at = page(explain_path=str(image)).run()
+    assert not at.exception, at.exception
+    assert not any("synthetic reports only" in w.value for w in at.warning)
+    assert any("like its training data" in c.value for c in at.caption)
+
+    at = page(explain_source="Upload").run()
+    at.file_uploader(key="explain_upload").set_value(("report.png", image.read_bytes(), "image/png")).run()
+    assert not at.exception, at.exception
+    assert any("trained on synthetic reports only" in w.value for w in at.warning)
+
+
+def test_domain_note_both_ways() -> None:
+    from ecg_core.explain import training_domain_note
+
+    assert not training_domain_note("synthetic", input_synthetic=False).matches
+    assert not training_domain_note("real", input_synthetic=True).matches
+    assert "never saw such" in training_domain_note("real", input_synthetic=True).text
+    assert training_domain_note("real", input_synthetic=False).matches
+    assert training_domain_note("synthetic", input_synthetic=True).matches
+    assert not training_domain_note("unknown", input_synthetic=False).matches
