@@ -16,8 +16,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from ecg_core import paths
-from ecg_core.errors import EcgCoreError
+from ecg_core.core import paths
+from ecg_core.core.errors import EcgCoreError
 
 DISCLAIMER = (
     "**Research and education use only.** ECG Insight is not a medical device: its predictions and heatmaps "
@@ -44,9 +44,9 @@ def guard(action: str = "This step") -> Iterator[None]:
 
 # ------------------------------------------------------------------------------------------------ models
 @st.cache_resource(show_spinner=False)
-def explainer_cache():  # -> ecg_core.explain.ExplainerCache (imported lazily: no TensorFlow at app start)
+def explainer_cache():  # -> ecg_core.xai.explain.ExplainerCache (imported lazily: no TensorFlow at app start)
     """The app's one cache of loaded models (shared by the Explain page and the start-up warm-up)."""
-    from ecg_core import explain
+    from ecg_core.xai import explain
 
     return explain.ExplainerCache(max_entries=3)
 
@@ -78,7 +78,7 @@ def _folder_signature(root: str) -> str:
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def _scan_cached(root: str, preset: str, signature: str) -> tuple[pd.DataFrame, dict]:
-    from ecg_core import dataset
+    from ecg_core.ml import dataset
 
     df = dataset.scan(root, preset=preset)
     return df, dict(df.attrs)
@@ -103,7 +103,7 @@ def ensure_demo_dataset() -> Path | None:
     if demo_dataset_ready():
         return root
     try:
-        from ecg_core import synth
+        from ecg_core.reports import synth
     except ImportError:
         return None
     with st.spinner("Creating the demo dataset (synthetic 12-lead reports, first run only)..."):
@@ -155,7 +155,7 @@ def dataset_sidebar() -> None:
 
 def import_zip(data: bytes, name: str) -> str:
     """Extract an uploaded zip into the uploads folder (one folder per archive content); returns the folder."""
-    from ecg_core.dataset import extract_zip
+    from ecg_core.ml.dataset import extract_zip
 
     digest = hashlib.sha256(data).hexdigest()[:16]
     dest = paths.uploads_dir() / f"zip-{digest}"
@@ -205,7 +205,7 @@ def thumbnail(path: str, width: int = 360):
 def _thumbnail_cached(path: str, width: int):
     import cv2
 
-    from ecg_core.io import load_image
+    from ecg_core.imaging.loader import load_image
 
     try:
         img = load_image(path, draft_size=(width, width))

@@ -2,7 +2,7 @@
 
 Importing TensorFlow, loading a model and tracing its first prediction and first Grad-CAM take several seconds;
 :class:`Warmup` does all of it once per server process in a daemon thread, while the pages render, and puts the
-loaded model into the app's shared :class:`~ecg_core.explain.ExplainerCache`. It never raises into the UI: a
+loaded model into the app's shared :class:`~ecg_core.xai.explain.ExplainerCache`. It never raises into the UI: a
 failure is recorded as ``status="failed"`` with its message. ``ECG_INSIGHT_WARMUP=0`` (or ``false``/``no``/``off``)
 turns it off (``status="disabled"``); the test suite does so.
 
@@ -56,7 +56,7 @@ class Warmup:
 
     ``cache_factory()`` returns an object with ``get(run_info)`` -> explainer (``ExplainerCache``); it is called by
     :meth:`start` in the calling thread (only when enabled), so that a Streamlit-cached factory runs in the script
-    thread. ``preferred``: the run id to open when usable (see :func:`ecg_core.registry.default_run`).
+    thread. ``preferred``: the run id to open when usable (see :func:`ecg_core.ml.registry.default_run`).
     """
 
     def __init__(self, cache_factory: Callable[[], Any], models_dir: str | Path, *, enabled: bool | None = None,
@@ -127,7 +127,7 @@ class Warmup:
         try:
             import numpy as np
 
-            from ecg_core import registry
+            from ecg_core.ml import registry
 
             kwargs = {"preferred": self.preferred} if self.preferred else {}
             run = registry.default_run(self.models_dir, **kwargs)
@@ -142,7 +142,7 @@ class Warmup:
             x = np.zeros(tuple(explainer.input_shape), dtype=np.float32)
             explainer.predict_proba(x)
             lap("predict")
-            # what the Explain page runs first (ecg_core.pipeline): prediction + Grad-CAM of the top class in one pass
+            # what the Explain page runs first (ecg_core.reports.pipeline): prediction + Grad-CAM of the top class in one pass
             explainer.predict_and_explain(x, method="gradcam")
             lap("gradcam")
             final = WarmupState("ready", run.run_id, round(self._elapsed(), 2),
@@ -160,7 +160,7 @@ class Warmup:
 
 def _describe(e: BaseException) -> str:
     """One line: the library's own message for its errors, else the exception type and message."""
-    from ecg_core.errors import EcgCoreError
+    from ecg_core.core.errors import EcgCoreError
 
     text = str(e).strip().splitlines()[0][:500] if str(e).strip() else ""
     if isinstance(e, EcgCoreError) and text:

@@ -108,10 +108,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     import numpy as np
     import pandas as pd
 
-    from ecg_core import explain, registry
-    from ecg_core.ecg_check import check_ecg
-    from ecg_core.io import load_image, read_bytes
-    from ecg_core.preprocess import _draft_size, preprocess
+    from ecg_core.ml import registry
+    from ecg_core.xai import explain
+    from ecg_core.reports.ecg_check import check_ecg
+    from ecg_core.imaging.loader import load_image, read_bytes
+    from ecg_core.imaging.preprocess import _draft_size, preprocess
 
     try:
         run = explain.resolve_run(a.run, models_dir=a.models)

@@ -90,7 +90,7 @@ def _visible(locator) -> bool:
 def _make_demo(workdir: Path) -> Path:
     """A home with the demo dataset made as the app makes it (to copy into fresh homes with --reuse-demo)."""
     home = workdir / "demo-home"
-    code = ("from app_ui import common; from ecg_core import paths, synth; "
+    code = ("from app_ui import common; from ecg_core.core import paths; from ecg_core.reports import synth; "
             "synth.generate_dataset(paths.demo_data_dir(), per_class=common.DEMO_PER_CLASS, seed=common.DEMO_SEED, "
             "image_format='jpg', overwrite=True)")
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**os.environ, "ECG_INSIGHT_HOME": str(home)},

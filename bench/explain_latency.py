@@ -1,6 +1,6 @@
 """Explain latency: what the Explain page does for one uploaded report vs the bare model cost.
 
-Pipeline (``ecg_core.pipeline.ReportPipeline.analyse`` + ``figures``, what the Explain page runs): upload bytes
+Pipeline (``ecg_core.reports.pipeline.ReportPipeline.analyse`` + ``figures``, what the Explain page runs): upload bytes
 -> hash, decode, preprocess -> prediction + Grad-CAM (one pass) while the ECG check and the lead boxes run on a
 worker thread -> map back onto the report -> per-lead attention -> overlay, probability chart and lead chart
 ready. Bare cost: one model forward pass + one tf-keras-vis Grad-CAM call on the ready tensor.
@@ -40,7 +40,7 @@ def report_files(folder: Path | None, n: int) -> list[Path]:
             if files:
                 step = max(1, len(files) // n)
                 return files[::step][:n]
-    from ecg_core.synth import generate_dataset
+    from ecg_core.reports.synth import generate_dataset
 
     out = Path(tempfile.mkdtemp(prefix="bench-synth-"))
     generate_dataset(out, per_class=max(1, (n + 3) // 4), seed=0)
@@ -50,7 +50,7 @@ def report_files(folder: Path | None, n: int) -> list[Path]:
 def bench_model(label: str, explainer, cfg, files: list[Path], rounds: int = 3) -> dict:
     import numpy as np
 
-    from ecg_core import pipeline
+    from ecg_core.reports import pipeline
 
     pipe = pipeline.ReportPipeline(explainer, cfg, cache_size=len(files) + 2)
     names = explainer.class_names
@@ -125,8 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
 
-    from ecg_core import explain, paths, registry, zoo
-    from ecg_core.preprocess import PreprocessConfig
+    from ecg_core.core import paths
+    from ecg_core.ml import registry, zoo
+    from ecg_core.xai import explain
+    from ecg_core.imaging.preprocess import PreprocessConfig
 
     files = report_files(args.folder, max(2, args.images))
     if len(files) < 2:

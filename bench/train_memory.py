@@ -83,7 +83,7 @@ def _reference(shape: tuple[int, int, int], arch: str, batch_size: int, steps: i
     arrays of 2 batches; prints its peak RSS. Shows how much of the job's peak is the model's training itself."""
     import numpy as np
 
-    from ecg_core import zoo
+    from ecg_core.ml import zoo
 
     def hwm_kb() -> int:
         return _status_kb(os.getpid()).get("VmHWM", 0)

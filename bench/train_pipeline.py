@@ -45,7 +45,7 @@ def _size(text: str) -> tuple[int, int, int]:
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    from ecg_core.preprocess import PreprocessConfig
+    from ecg_core.imaging.preprocess import PreprocessConfig
 
     default = PreprocessConfig().input_shape
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
     data = args.data
     if not data.is_dir():
         return cannot_run(BENCH, f"dataset folder {data} is absent (set ECG_INSIGHT_SHARED_DATA or pass --data)")
-    from ecg_core.preprocess import PreprocessConfig
-    from ecg_core.train import PROGRESS_FILE, TrainConfig, prepare_data, read_progress, training_rows
+    from ecg_core.imaging.preprocess import PreprocessConfig
+    from ecg_core.ml.train import PROGRESS_FILE, TrainConfig, prepare_data, read_progress, training_rows
 
     h, w, c = args.size
     cfg = TrainConfig(data_dir=str(data), arch=args.arch, preprocess=PreprocessConfig(height=h, width=w, channels=c),
@@ -162,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
         # 3. model.fit on the same rows preloaded as float32 arrays
         import numpy as np
 
-        from ecg_core import zoo
+        from ecg_core.ml import zoo
 
         idx = prepared.index
         train_mask = (idx["split"] == "train").to_numpy()

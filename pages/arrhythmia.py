@@ -7,9 +7,10 @@ import warnings
 import streamlit as st
 
 from app_ui import common
-from ecg_core import arrhythmia as arr
-from ecg_core import paths, viz_signals
-from ecg_core.signals import SegmentConfig
+from ecg_core.signals import arrhythmia as arr
+from ecg_core.core import paths
+from ecg_core.viz import signals as viz_signals
+from ecg_core.signals.records import SegmentConfig
 
 st.title("💓 Arrhythmia")
 st.caption("Beats and rhythms of one ECG lead, classified as spectral images (6 classes, MIT-BIH conventions). "

@@ -10,10 +10,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_ui import common
-from ecg_core import augment, dataset
-from ecg_core.errors import EcgCoreError
-from ecg_core.io import load_image
-from ecg_core.preprocess import PreprocessConfig, preprocess
+from ecg_core.imaging import augment
+from ecg_core.ml import dataset
+from ecg_core.core.errors import EcgCoreError
+from ecg_core.imaging.loader import load_image
+from ecg_core.imaging.preprocess import PreprocessConfig, preprocess
 
 st.title("🎛️ Augment")
 st.caption("Augmentation runs online, on the training split only; validation and test images are never "

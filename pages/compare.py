@@ -9,8 +9,10 @@ import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
 from app_ui import common
-from ecg_core import compare, evaluate, paths, registry, viz_eval
-from ecg_core.errors import EcgCoreError
+from ecg_core.core import paths
+from ecg_core.ml import compare, evaluate, registry
+from ecg_core.viz import evaluation as viz_eval
+from ecg_core.core.errors import EcgCoreError
 
 GALLERY_COLUMNS = 4
 BADGE = {"ok": st.success, "leaky": st.warning, "unknown": st.info}

@@ -3,7 +3,8 @@
 import streamlit as st
 
 from app_ui import common
-from ecg_core import dataset, viz
+from ecg_core.ml import dataset
+from ecg_core.viz import common as viz
 
 st.title("🗂️ Data")
 index = common.require_dataset()

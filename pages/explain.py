@@ -1,6 +1,6 @@
 """Explain page: pick a trained model and a report, check that it is an ECG, see the prediction, the heatmap on the
 report for any class and method (shown at display resolution, downloadable at full resolution), attention per
-lead, faithfulness checks, a PDF report, and a batch mode for folders or zips. Widgets -> ``ecg_core.pipeline``
+lead, faithfulness checks, a PDF report, and a batch mode for folders or zips. Widgets -> ``ecg_core.reports.pipeline``
 (cached per model) -> figures; keys are prefixed ``explain_``.
 
 Another page can open an image here with ``st.session_state["explain_path"] = "/path/to/report.jpg"``.
@@ -18,10 +18,13 @@ import pandas as pd
 import streamlit as st
 
 from app_ui import common
-from ecg_core import explain, labels, leads, paths, pipeline, registry, report
-from ecg_core import preprocess as pp
-from ecg_core.errors import EcgCoreError
-from ecg_core.io import read_bytes
+from ecg_core.core import labels, paths
+from ecg_core.ml import registry
+from ecg_core.reports import leads, pipeline, pdf as report
+from ecg_core.xai import explain
+from ecg_core.imaging import preprocess as pp
+from ecg_core.core.errors import EcgCoreError
+from ecg_core.imaging.loader import read_bytes
 
 st.title("🔎 Explain")
 st.caption(common.DISCLAIMER)

@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from app_ui import common
-from ecg_core import synth
-from ecg_core.labels import get_preset
+from ecg_core.reports import synth
+from ecg_core.core.labels import get_preset
 
 PRESET = get_preset(synth.PRESET_NAME)
 _PAPERS = (*synth.GRID_STYLES, "black & white")

@@ -5,9 +5,9 @@ import json
 import streamlit as st
 
 from app_ui import common
-from ecg_core.errors import EcgCoreError
-from ecg_core.io import load_image
-from ecg_core.preprocess import CROP_MODES, PreprocessConfig, preprocess
+from ecg_core.core.errors import EcgCoreError
+from ecg_core.imaging.loader import load_image
+from ecg_core.imaging.preprocess import CROP_MODES, PreprocessConfig, preprocess
 
 st.title("🧪 Preprocess")
 st.caption("The same configuration object is stored with every trained model, so inference preprocesses "

@@ -11,8 +11,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app_ui import common
-from ecg_core import augment, jobs, paths, registry, viz
-from ecg_core.zoo import list_architectures
+from ecg_core.core import paths
+from ecg_core.imaging import augment
+from ecg_core.ml import jobs, registry
+from ecg_core.viz import common as viz
+from ecg_core.ml.zoo import list_architectures
 
 st.title("🏋️ Train")
 models_dir = paths.models_dir()

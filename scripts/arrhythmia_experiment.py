@@ -2,16 +2,16 @@
 
 Both schemes train the same small CNN with the same settings on the same images; only the folds differ:
 
-* **record**: whole records (patients) per fold (:func:`ecg_core.spectral.record_kfold`) — every test beat comes
+* **record**: whole records (patients) per fold (:func:`ecg_core.signals.spectral.record_kfold`) — every test beat comes
   from a patient the model never saw, as in use;
 * **beat**: beats shuffled into folds regardless of their record (scikit-learn ``StratifiedKFold``) — beats of one
   patient sit on both sides, and the model is rewarded for recognising the patient.
 
-Metrics are computed on the out-of-fold predictions with :func:`ecg_core.evaluate.evaluate_predictions`; the 95 %
+Metrics are computed on the out-of-fold predictions with :func:`ecg_core.ml.evaluate.evaluate_predictions`; the 95 %
 CIs are cluster-bootstrap intervals over records (patients) for both schemes, and for the beat scheme also the
 naive i.i.d.-beat bootstrap that a beat-level analysis would report. Optionally (``--full-test RUN``) a trained
 run is evaluated on every labelled beat of its held-out test records (uncapped, real class prevalence) through the
-app's own inference path (:mod:`ecg_core.arrhythmia`).
+app's own inference path (:mod:`ecg_core.signals.arrhythmia`).
 
 Run from the repository root (it is CPU-heavy; be nice to the machine)::
 
@@ -38,10 +38,10 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ecg_core import paths  # noqa: E402
-from ecg_core.errors import ConfigError  # noqa: E402
-from ecg_core.labels import get_preset  # noqa: E402
-from ecg_core.spectral import SpectralConfig, build_spectral_dataset, record_kfold  # noqa: E402
+from ecg_core.core import paths  # noqa: E402
+from ecg_core.core.errors import ConfigError  # noqa: E402
+from ecg_core.core.labels import get_preset  # noqa: E402
+from ecg_core.signals.spectral import SpectralConfig, build_spectral_dataset, record_kfold  # noqa: E402
 
 PRESET = get_preset("arrhythmia-6")
 
@@ -87,7 +87,7 @@ def cross_validate(X: np.ndarray, y: np.ndarray, folds: np.ndarray, *, arch: str
 
     import keras
 
-    from ecg_core import zoo
+    from ecg_core.ml import zoo
 
     log = log or (lambda msg: print(msg, flush=True))
     k = int(folds.max()) + 1
@@ -113,7 +113,7 @@ def cross_validate(X: np.ndarray, y: np.ndarray, folds: np.ndarray, *, arch: str
 
 def summarise(report: Any) -> dict[str, Any]:
     """The numbers the model card needs from an EvalReport."""
-    from ecg_core.evaluate import ci_key
+    from ecg_core.ml.evaluate import ci_key
 
     return {
         "n": report.n,
@@ -133,7 +133,7 @@ def summarise(report: Any) -> dict[str, Any]:
 def run_cv(args: argparse.Namespace, data: Path) -> dict[str, Any]:
     from sklearn.model_selection import StratifiedKFold
 
-    from ecg_core.evaluate import evaluate_predictions
+    from ecg_core.ml.evaluate import evaluate_predictions
 
     X, y, records, index = load_images(data)
     print(f"{len(y)} images {X.shape[1:]} of {len(set(records))} records from {data}")
@@ -163,9 +163,9 @@ def run_cv(args: argparse.Namespace, data: Path) -> dict[str, Any]:
 
 
 def full_test(run_path: Path, records: list[Path], *, boot: int, seed: int) -> dict[str, Any]:
-    """Evaluate a run on every labelled beat / VF window of its test-split records (no cap) via ecg_core.arrhythmia."""
-    from ecg_core import arrhythmia as arr
-    from ecg_core.evaluate import evaluate_predictions
+    """Evaluate a run on every labelled beat / VF window of its test-split records (no cap) via ecg_core.signals.arrhythmia."""
+    from ecg_core.signals import arrhythmia as arr
+    from ecg_core.ml.evaluate import evaluate_predictions
 
     bundle = arr.load_arrhythmia_model(run_path)
     splits = arr.record_splits(run_path)
@@ -256,8 +256,8 @@ LIMITATIONS = [
 def write_card(run_dir: Path, res: dict[str, Any]) -> Path:
     """MODEL_CARD.md of a spectral arrhythmia run: the project's generated card (numbers from run.json and
     eval.json) plus the spectral pipeline, the k-fold experiment, the whole-record test and the credits."""
-    from ecg_core.modelcard import render_model_card
-    from ecg_core.registry import atomic_write_bytes
+    from ecg_core.ml.modelcard import render_model_card
+    from ecg_core.ml.registry import atomic_write_bytes
 
     meta = json.loads((run_dir / "run.json").read_text())
     spec = meta.get("spectral", {})

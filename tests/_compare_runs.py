@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from conftest import report_like, write_image
-from ecg_core.preprocess import PreprocessConfig
+from ecg_core.imaging.preprocess import PreprocessConfig
 
 SMALL = PreprocessConfig(height=48, width=64)
 CARDIAC_FOLDERS = ("MI", "HB", "Normal", "PMI")
@@ -75,8 +75,8 @@ def build(tmp_path_factory) -> CompareRuns:
     """Build (once per session) the datasets and runs described in the module docstring."""
     if "runs" in _CACHE:
         return _CACHE["runs"]
-    from ecg_core.compare import leakage_demo
-    from ecg_core.train import TrainConfig, run_training
+    from ecg_core.ml.compare import leakage_demo
+    from ecg_core.ml.train import TrainConfig, run_training
 
     root = tmp_path_factory.mktemp("compare")
     leaky = _leaky_dataset(root / "leaky")

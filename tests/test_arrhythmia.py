@@ -1,4 +1,4 @@
-"""ecg_core.arrhythmia and ecg_core.viz_signals: demo records, segments, uploads, the inference path, Grad-CAM in
+"""ecg_core.signals.arrhythmia and ecg_core.viz.signals: demo records, segments, uploads, the inference path, Grad-CAM in
 time and frequency (hand-made maps), figures, the spectral-build command and the training job's spectral config."""
 
 from __future__ import annotations
@@ -12,13 +12,14 @@ import pandas as pd
 import pytest
 
 from _arrhythmia_run import RUN_ID, SIZE, tiny_models  # noqa: F401  (session fixture)
-from ecg_core import arrhythmia as arr
-from ecg_core import registry, viz_signals
+from ecg_core.signals import arrhythmia as arr
+from ecg_core.ml import registry
+from ecg_core.viz import signals as viz_signals
 from ecg_core.cli import main
-from ecg_core.errors import ConfigError, EcgCoreError, ModelLoadError, SignalLoadError
-from ecg_core.preprocess import PreprocessConfig, preprocess_file
-from ecg_core.signals import DEMO_RECORD_NAMES, SegmentConfig, ensure_demo_records, read_record
-from ecg_core.spectral import SpectralConfig, segment_to_image
+from ecg_core.core.errors import ConfigError, EcgCoreError, ModelLoadError, SignalLoadError
+from ecg_core.imaging.preprocess import PreprocessConfig, preprocess_file
+from ecg_core.signals.records import DEMO_RECORD_NAMES, SegmentConfig, ensure_demo_records, read_record
+from ecg_core.signals.spectral import SpectralConfig, segment_to_image
 
 
 @pytest.fixture(scope="module")

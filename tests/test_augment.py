@@ -1,4 +1,4 @@
-"""Tests of ecg_core.augment: deterministic presets, semantics warnings, balancing plans and expansion."""
+"""Tests of ecg_core.imaging.augment: deterministic presets, semantics warnings, balancing plans and expansion."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_core import augment as aug
-from ecg_core.errors import ConfigError
+from ecg_core.imaging import augment as aug
+from ecg_core.core.errors import ConfigError
 
 
 def _report(gray: bool = False, seed: int = 0) -> np.ndarray:

@@ -37,7 +37,7 @@ from conftest import report_like  # noqa: E402
 
 DOC = REPO / "docs" / "BAD_INPUTS.md"
 TIMEOUT = 120
-GOOD_CLASSES = ("MI", "Normal")  # two classes of the cardiac-4 preset (folder-name mapping in ecg_core.labels)
+GOOD_CLASSES = ("MI", "Normal")  # two classes of the cardiac-4 preset (folder-name mapping in ecg_core.core.labels)
 
 
 # --------------------------------------------------------------------------------------------------- generators
@@ -498,8 +498,8 @@ def sidebar_app() -> AppTest:
 # ---------------------------------------------------------------------------------------------- 1. the loader
 @pytest.mark.parametrize("case", IMAGE_CASES, ids=_ids(IMAGE_CASES))
 def test_loader(case):
-    from ecg_core.errors import ImageLoadError
-    from ecg_core.io import load_image
+    from ecg_core.core.errors import ImageLoadError
+    from ecg_core.imaging.loader import load_image
 
     data = case.make()
     if case.outcome == "refused":
@@ -535,8 +535,8 @@ def test_preprocess_upload_widget(case, sandbox):
 
 
 def _loader_error(case: Case) -> str:
-    from ecg_core.errors import ImageLoadError
-    from ecg_core.io import load_image
+    from ecg_core.core.errors import ImageLoadError
+    from ecg_core.imaging.loader import load_image
 
     try:
         load_image(case.make(), name=case.filename)
@@ -582,7 +582,7 @@ def _check_data_page(at) -> None:
 
 
 def test_dataset_folder_with_every_bad_image(sandbox):
-    from ecg_core import dataset
+    from ecg_core.ml import dataset
 
     root = sandbox.data / "batch"
     _write_batch(root)
@@ -594,7 +594,7 @@ def test_dataset_folder_with_every_bad_image(sandbox):
 
 def test_zip_with_every_bad_image_through_sidebar(sandbox):
     """The same batch as a zip uploaded in the sidebar; then the Data page on the imported folder."""
-    from ecg_core import dataset
+    from ecg_core.ml import dataset
 
     src = sandbox.data / "batch"
     _write_batch(src)
@@ -615,8 +615,8 @@ def test_zip_with_every_bad_image_through_sidebar(sandbox):
 # ------------------------------------------------------------------------------------------------- 4. archives
 @pytest.mark.parametrize("case", ARCHIVE_CASES, ids=_ids(ARCHIVE_CASES))
 def test_archive_extract(case, sandbox):
-    from ecg_core.dataset import extract_zip
-    from ecg_core.errors import DatasetError
+    from ecg_core.ml.dataset import extract_zip
+    from ecg_core.core.errors import DatasetError
 
     dest = sandbox.home / "uploads" / "zip-test"
     if case.outcome == "refused":
@@ -636,8 +636,8 @@ def test_zip_import_on_a_full_disk(sandbox, monkeypatch):
     """The disk fills up during an import: one clear error for the whole archive, no partial folder left."""
     import errno
 
-    from ecg_core import dataset
-    from ecg_core.errors import DatasetError
+    from ecg_core.ml import dataset
+    from ecg_core.core.errors import DatasetError
 
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
@@ -671,8 +671,8 @@ def explain_models(tmp_path_factory) -> Path:
     """A registry with one small, untrained convolutional model (the error paths do not need a trained one)."""
     import keras
 
-    from ecg_core import registry
-    from ecg_core.preprocess import PreprocessConfig
+    from ecg_core.ml import registry
+    from ecg_core.imaging.preprocess import PreprocessConfig
 
     models = tmp_path_factory.mktemp("explain-models") / "models"
     inp = keras.Input((48, 64, 1))
@@ -689,7 +689,7 @@ def explain_models(tmp_path_factory) -> Path:
 
 
 def _synth_report(cls: str, seed: int) -> bytes:
-    from ecg_core import synth
+    from ecg_core.reports import synth
 
     rgb, _ = synth.make_report(synth.SynthSpec(cls=cls, seed=seed))
     return _encode(Image.fromarray(rgb), "JPEG", quality=90)
@@ -767,7 +767,7 @@ def test_archive_explain_batch_zip(case, sandbox, explain_models, monkeypatch):
 # -------------------------------------------------------------------------------------------------- 5. folders
 @pytest.mark.parametrize("case", FOLDER_CASES, ids=_ids(FOLDER_CASES))
 def test_folder_cases(case, sandbox):
-    from ecg_core import dataset
+    from ecg_core.ml import dataset
 
     root = sandbox.data / "ds"
     counts = case.build(root)

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 
 from app_ui.warmup import Warmup, WarmupState, warmup_enabled
-from ecg_core import registry
-from ecg_core.errors import ModelLoadError
+from ecg_core.ml import registry
+from ecg_core.core.errors import ModelLoadError
 
 REPO = Path(__file__).resolve().parents[1]
 TF_FREE_PAGES = ("home", "data", "preprocess", "augment", "learn", "train")
@@ -167,7 +167,7 @@ def test_warmup_without_a_model(tmp_path):
 def tiny_models(tmp_path_factory) -> Path:
     """A registry with one small, untrained convolutional model ("toy") and one damaged run ("damaged")."""
     keras = pytest.importorskip("keras")
-    from ecg_core.preprocess import PreprocessConfig
+    from ecg_core.imaging.preprocess import PreprocessConfig
 
     models = tmp_path_factory.mktemp("warmup-models") / "models"
     inp = keras.Input((48, 64, 1))
@@ -187,7 +187,7 @@ def tiny_models(tmp_path_factory) -> Path:
 
 
 def test_warmup_loads_a_real_model_into_the_shared_cache(tiny_models):
-    from ecg_core import explain
+    from ecg_core.xai import explain
 
     cache = explain.ExplainerCache(max_entries=2)
     s = Warmup(lambda: cache, tiny_models, enabled=True, preferred="toy").start().wait(120)
@@ -199,7 +199,7 @@ def test_warmup_loads_a_real_model_into_the_shared_cache(tiny_models):
 
 
 def test_warmup_of_a_damaged_model_fails_with_a_message(tiny_models):
-    from ecg_core import explain
+    from ecg_core.xai import explain
 
     s = Warmup(lambda: explain.ExplainerCache(max_entries=1), tiny_models, enabled=True,
                preferred="damaged").start().wait(120)

@@ -1,4 +1,4 @@
-"""ecg_core.compare and ecg_core.external_eval: run records, leakage (file vs group split), latency, the evaluate
+"""ecg_core.ml.compare and ecg_core.ml.external_eval: run records, leakage (file vs group split), latency, the evaluate
 and leakage-demo commands."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 
 import _compare_runs
-from ecg_core import compare, dataset, external_eval, registry
+from ecg_core.ml import compare, dataset, external_eval, registry
 from ecg_core.cli import main
-from ecg_core.errors import ConfigError, DatasetError
-from ecg_core.evaluate import EvalReport, predictions_frame
+from ecg_core.core.errors import ConfigError, DatasetError
+from ecg_core.ml.evaluate import EvalReport, predictions_frame
 
 
 @pytest.fixture(scope="module")
@@ -212,7 +212,7 @@ def test_external_eval_errors(runs, tmp_path, capsys):
 
 
 def test_report_lines_hand_made():
-    from ecg_core.evaluate import evaluate_predictions
+    from ecg_core.ml.evaluate import evaluate_predictions
 
     rep = evaluate_predictions([0, 1, 1], np.array([[0.9, 0.1], [0.2, 0.8], [0.6, 0.4]]), class_names=["a", "b"],
                                n_boot=50)

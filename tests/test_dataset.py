@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA, report_like, write_image
-from ecg_core import dataset
-from ecg_core.errors import ConfigError, DatasetError
+from ecg_core.ml import dataset
+from ecg_core.core.errors import ConfigError, DatasetError
 
 
 def test_scan_counts_groups_and_labels(tiny_dataset):

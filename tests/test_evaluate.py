@@ -1,4 +1,4 @@
-"""Tests of ecg_core.evaluate and ecg_core.viz_eval.
+"""Tests of ecg_core.ml.evaluate and ecg_core.viz.evaluation.
 
 Expected values in the hand-computed tests are written out from the confusion matrix in the comment above them,
 not recomputed with the code under test. Every test runs with warnings turned into errors (module-level mark), so
@@ -19,9 +19,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_score
 
-from ecg_core import viz_eval
-from ecg_core.errors import ConfigError, EcgCoreError
-from ecg_core.evaluate import (
+from ecg_core.viz import evaluation as viz_eval
+from ecg_core.core.errors import ConfigError, EcgCoreError
+from ecg_core.ml.evaluate import (
     EvalReport,
     bootstrap_ci,
     ci_key,

@@ -14,9 +14,11 @@ import pytest
 keras = pytest.importorskip("keras")
 pytest.importorskip("tf_keras_vis")
 
-from ecg_core import explain, leads, registry, zoo  # noqa: E402
-from ecg_core.errors import ConfigError, ModelLoadError  # noqa: E402
-from ecg_core.preprocess import PreprocessConfig, preprocess  # noqa: E402
+from ecg_core.ml import registry, zoo  # noqa: E402
+from ecg_core.reports import leads
+from ecg_core.xai import explain
+from ecg_core.core.errors import ConfigError, ModelLoadError  # noqa: E402
+from ecg_core.imaging.preprocess import PreprocessConfig, preprocess  # noqa: E402
 
 FAST = explain.ExplainOptions(scorecam_max_n=2, scorecam_batch_size=8, smooth_samples=2)
 # one representative per zoo family (cnn, recurrent x2, attention, transfer), at tiny inputs
@@ -250,8 +252,8 @@ def test_lead_mass_score_on_hand_made_heatmaps() -> None:
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> tuple[Path, Path]:
     """A tiny custom_cnn trained for 2 epochs on 16 synthetic reports (with sidecars)."""
-    from ecg_core.synth import generate_dataset
-    from ecg_core.train import TrainConfig, run_training
+    from ecg_core.reports.synth import generate_dataset
+    from ecg_core.ml.train import TrainConfig, run_training
 
     tmp = tmp_path_factory.mktemp("explain")
     data = tmp / "synth"
@@ -277,7 +279,7 @@ def test_localisation_end_to_end_against_sidecars(trained_run) -> None:
     assert (df["error"] == "").all(), df["error"].tolist()
     assert df["pointing_chance"].between(0.0, 1.0).all() and df["lead_mass"].between(0.0, 1.0).all()
     # one row recomputed by hand: same pipeline, same numbers
-    from ecg_core.io import load_image
+    from ecg_core.imaging.loader import load_image
 
     path, sc = items[0]
     rgb = load_image(path).rgb

@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ecg_core.dataset import ZipLimits, extract_zip
-from ecg_core.errors import EcgCoreError, ImageLoadError
-from ecg_core.io import load_image
+from ecg_core.ml.dataset import ZipLimits, extract_zip
+from ecg_core.core.errors import EcgCoreError, ImageLoadError
+from ecg_core.imaging.loader import load_image
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")  # Pillow and zipfile warn about the damage itself
 

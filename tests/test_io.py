@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ecg_core.errors import ImageLoadError
-from ecg_core.io import load_image
+from ecg_core.core.errors import ImageLoadError
+from ecg_core.imaging.loader import load_image
 
 
 def _encode(im: Image.Image, fmt: str, **kw) -> bytes:

@@ -1,7 +1,7 @@
 import pytest
 
-from ecg_core.errors import ConfigError
-from ecg_core.labels import LEADS, TERRITORIES, get_preset
+from ecg_core.core.errors import ConfigError
+from ecg_core.core.labels import LEADS, TERRITORIES, get_preset
 
 
 @pytest.mark.parametrize(

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from ecg_core import leads
-from ecg_core.errors import ConfigError
-from ecg_core.io import load_image
-from ecg_core.labels import LEADS
-from ecg_core.synth import RenderOptions, SynthSpec, make_report
+from ecg_core.reports import leads
+from ecg_core.core.errors import ConfigError
+from ecg_core.imaging.loader import load_image
+from ecg_core.core.labels import LEADS
+from ecg_core.reports.synth import RenderOptions, SynthSpec, make_report
 
 FULLRES = SHARED_DATA / "mendeley-fullres-samples"
 

@@ -23,9 +23,9 @@ import pytest
 from conftest import report_like, write_image
 from streamlit.testing.v1 import AppTest
 
-from ecg_core import registry
-from ecg_core.errors import ConfigError, EcgCoreError, ModelLoadError
-from ecg_core.preprocess import PreprocessConfig
+from ecg_core.ml import registry
+from ecg_core.core.errors import ConfigError, EcgCoreError, ModelLoadError
+from ecg_core.imaging.preprocess import PreprocessConfig
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = PreprocessConfig(height=48, width=64)
@@ -316,7 +316,7 @@ def small_set(tmp_path_factory) -> Path:
 def test_training_job_with_a_full_disk_fails_cleanly(small_set, tmp_path, monkeypatch):
     """The disk fills up while the job writes its evaluation: the run is marked failed with the reason, no
     model.keras or temporary file is left, and the registry lists the run as unusable."""
-    from ecg_core.train import TrainConfig, run_training
+    from ecg_core.ml.train import TrainConfig, run_training
 
     real_replace = os.replace
 
@@ -340,7 +340,7 @@ def test_training_job_with_a_full_disk_fails_cleanly(small_set, tmp_path, monkey
 _WRITER = textwrap.dedent("""
     import json, sys
     sys.path.insert(0, sys.argv[2])
-    from ecg_core import registry
+    from ecg_core.ml import registry
     i = 0
     while True:
         i += 1

@@ -22,9 +22,9 @@ TIMEOUT = 300
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> tuple[Path, Path]:
     """(models folder with one tiny run trained on synthetic reports, the synthetic dataset)."""
-    from ecg_core.preprocess import PreprocessConfig
-    from ecg_core.synth import generate_dataset
-    from ecg_core.train import TrainConfig, run_training
+    from ecg_core.imaging.preprocess import PreprocessConfig
+    from ecg_core.reports.synth import generate_dataset
+    from ecg_core.ml.train import TrainConfig, run_training
 
     tmp = tmp_path_factory.mktemp("page")
     data = tmp / "synth"
@@ -69,8 +69,8 @@ def _top_class(at: AppTest) -> str:
 
 
 def test_linked_image_prediction_overlay_pdf(page, trained, monkeypatch) -> None:
-    import ecg_core.preprocess as pp
-    import ecg_core.report as report
+    import ecg_core.imaging.preprocess as pp
+    import ecg_core.reports.pdf as report
 
     calls = {"preprocess": 0}
     real_pre = pp.preprocess
@@ -253,7 +253,7 @@ def test_training_domain_is_named_next_to_the_verdict(page, trained) -> None:
 
 
 def test_domain_note_both_ways() -> None:
-    from ecg_core.explain import training_domain_note
+    from ecg_core.xai.explain import training_domain_note
 
     assert not training_domain_note("synthetic", input_synthetic=False).matches
     assert not training_domain_note("real", input_synthetic=True).matches

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from ecg_core import synth
+from ecg_core.reports import synth
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "learn.py")
 

@@ -7,7 +7,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import report_like, write_image
-from ecg_core import jobs, registry
+from ecg_core.ml import jobs, registry
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,4 +1,4 @@
-"""The single-report explain pipeline (ecg_core.pipeline): one pass gives prediction and map, the caches keep a
+"""The single-report explain pipeline (ecg_core.reports.pipeline): one pass gives prediction and map, the caches keep a
 second method / class from preprocessing again, the display copy and its coordinates are consistent, and the
 shared trace analysis gives exactly what the separate check and lead detection give."""
 
@@ -15,10 +15,12 @@ from PIL import Image
 keras = pytest.importorskip("keras")
 pytest.importorskip("tf_keras_vis")
 
-from ecg_core import ecg_check, explain, leads, pipeline, zoo  # noqa: E402
-from ecg_core import preprocess as pp  # noqa: E402
-from ecg_core.errors import ConfigError  # noqa: E402
-from ecg_core.synth import RenderOptions, SynthSpec, make_report  # noqa: E402
+from ecg_core.ml import zoo  # noqa: E402
+from ecg_core.reports import ecg_check, leads, pipeline
+from ecg_core.xai import explain
+from ecg_core.imaging import preprocess as pp  # noqa: E402
+from ecg_core.core.errors import ConfigError  # noqa: E402
+from ecg_core.reports.synth import RenderOptions, SynthSpec, make_report  # noqa: E402
 
 CFG = pp.PreprocessConfig(height=32, width=48, channels=1)
 NAMES = ["MI", "History of MI", "Abnormal", "Normal"]

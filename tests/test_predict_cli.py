@@ -18,11 +18,11 @@ import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA, write_image
-from ecg_core import ecg_check
+from ecg_core.reports import ecg_check
 from ecg_core.cli import main
-from ecg_core.errors import ConfigError
-from ecg_core.io import load_image
-from ecg_core.synth import GRID_STYLES, RenderOptions, SynthSpec, make_report
+from ecg_core.core.errors import ConfigError
+from ecg_core.imaging.loader import load_image
+from ecg_core.reports.synth import GRID_STYLES, RenderOptions, SynthSpec, make_report
 
 
 # ------------------------------------------------------------------------------------------- non-ECG generators
@@ -176,8 +176,8 @@ CLASSES = ["Myocardial Infarction", "Abnormal Heartbeat", "Normal", "History of 
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory) -> Path:
     """An (untrained) custom_cnn saved as a completed run: predict/explain-eval do not need a good model."""
-    from ecg_core import registry, zoo
-    from ecg_core.preprocess import PreprocessConfig
+    from ecg_core.ml import registry, zoo
+    from ecg_core.imaging.preprocess import PreprocessConfig
 
     cfg = PreprocessConfig(height=64, width=96)
     built = zoo.build_model("custom_cnn", input_shape=cfg.input_shape, n_classes=4, seed=0)
@@ -191,7 +191,7 @@ def run_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def synth_dir(tmp_path_factory) -> Path:
-    from ecg_core.synth import generate_dataset
+    from ecg_core.reports.synth import generate_dataset
 
     root = tmp_path_factory.mktemp("synth") / "ds"
     generate_dataset(root, per_class=2, seed=5, px_per_mm=2.5, artifacts=False, image_format="png")
@@ -267,7 +267,7 @@ def test_explain_eval_prints_the_scores(run_dir, synth_dir, tmp_path, capsys) ->
 # ------------------------------------------------------------------------------------- predict_files (fast path)
 def _reference_probs(model, cfg, files, *, draft_size=None) -> dict[str, np.ndarray]:
     """The straightforward per-file way: decode, preprocess, model; readable files only."""
-    from ecg_core.preprocess import preprocess
+    from ecg_core.imaging.preprocess import preprocess
 
     out = {}
     for f in files:
@@ -284,8 +284,9 @@ def test_predict_files_matches_per_file_reference_in_input_order(run_dir, tmp_pa
     """The threaded, draft-decoding path gives the per-file reference's predictions, one row per file in input order,
     with a bad file and a not-ECG image in the middle."""
     from conftest import report_like
-    from ecg_core import explain, registry
-    from ecg_core.preprocess import preprocess
+    from ecg_core.ml import registry
+    from ecg_core.xai import explain
+    from ecg_core.imaging.preprocess import preprocess
 
     run = explain.resolve_run(run_dir)
     cfg = registry.preprocess_config_of(run)
@@ -341,9 +342,10 @@ def test_predict_files_cache_skips_decoding_the_second_time(run_dir, tmp_path, m
     first run already feeds the cached uint8 / 255 input (what training fed the model); a not-ECG verdict is
     cached too; a damaged cache entry is recomputed."""
     from conftest import report_like
-    from ecg_core import explain, registry
-    from ecg_core import io as ecg_io
-    from ecg_core.preprocess import preprocess
+    from ecg_core.ml import registry
+    from ecg_core.xai import explain
+    from ecg_core.imaging import loader as ecg_io
+    from ecg_core.imaging.preprocess import preprocess
 
     run = explain.resolve_run(run_dir)
     cfg = registry.preprocess_config_of(run)

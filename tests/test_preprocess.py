@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA, report_like, write_image
-from ecg_core.errors import ConfigError
-from ecg_core.io import load_image
-from ecg_core.preprocess import PreprocessCache, PreprocessConfig, detect_grid_area, preprocess, preprocess_file
+from ecg_core.core.errors import ConfigError
+from ecg_core.imaging.loader import load_image
+from ecg_core.imaging.preprocess import PreprocessCache, PreprocessConfig, detect_grid_area, preprocess, preprocess_file
 
 
 @pytest.mark.parametrize(
@@ -109,7 +109,7 @@ def test_load_npy_matches_np_load_and_is_thread_safe(tmp_path) -> None:
     at once: tf.data loads cache entries from several threads); anything unusual is a ValueError."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from ecg_core.preprocess import load_npy
+    from ecg_core.imaging.preprocess import load_npy
 
     rng = np.random.default_rng(0)
     arrays = [rng.integers(0, 256, (48, 64, 1), dtype=np.uint8), rng.random((3, 5)).astype(np.float32),

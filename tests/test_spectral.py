@@ -1,4 +1,4 @@
-"""Tests of ecg_core.signals (records, beats, VF windows) and ecg_core.spectral (images, splits, dataset builder).
+"""Tests of ecg_core.signals.records (records, beats, VF windows) and ecg_core.signals.spectral (images, splits, dataset builder).
 
 Tests marked ``needs_data`` use the MIT-BIH files of ``../shared/data/signals`` and are skipped when that folder is
 absent (a fresh clone); the rest run on the synthetic demo records (``signals.ensure_demo_records``) and on toy arrays.
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ecg_core.errors import ConfigError, DatasetError, EcgCoreError, SignalLoadError
-from ecg_core.signals import (
+from ecg_core.core.errors import ConfigError, DatasetError, EcgCoreError, SignalLoadError
+from ecg_core.signals.records import (
     Record,
     SegmentConfig,
     ensure_demo_records,
@@ -27,7 +27,7 @@ from ecg_core.signals import (
     segments_frame,
     write_csv_signal,
 )
-from ecg_core.spectral import (
+from ecg_core.signals.spectral import (
     SpectralConfig,
     build_spectral_dataset,
     load_spectral_dataset,
@@ -57,7 +57,7 @@ PUBLISHED = {
     "207": {"L": 1457, "R": 86, "A": 107, "V": 105 + 105},  # V: 105 V + 105 E
     "208": {"N": 1586, "A": 2, "V": 992},  # A: 2 S
 }
-# The mapping written out independently of ecg_core (see the ecg_core.signals docstring).
+# The mapping written out independently of ecg_core (see the ecg_core.signals.records docstring).
 REFERENCE_MAP = {"N": "N", "L": "L", "R": "R", "A": "A", "a": "A", "J": "A", "S": "A", "V": "V", "E": "V"}
 
 

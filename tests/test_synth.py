@@ -13,10 +13,10 @@ import cv2
 import numpy as np
 import pytest
 
-from ecg_core import synth
-from ecg_core.errors import ConfigError, DatasetError
-from ecg_core.labels import LEADS, get_preset
-from ecg_core.synth import (
+from ecg_core.reports import synth
+from ecg_core.core.errors import ConfigError, DatasetError
+from ecg_core.core.labels import LEADS, get_preset
+from ecg_core.reports.synth import (
     MI_TERRITORIES,
     RenderOptions,
     Signals12,
@@ -25,7 +25,7 @@ from ecg_core.synth import (
     render_report,
     synth_signals,
 )
-from ecg_core.synth_render import encode_image
+from ecg_core.reports.synth_render import encode_image
 
 PRESET = get_preset("cardiac-4")
 CLEAN = RenderOptions(draw_grid=False, draw_text=False)

@@ -14,10 +14,10 @@ import pandas as pd
 import pytest
 
 from conftest import report_like, write_image
-from ecg_core import jobs, registry
-from ecg_core.errors import ConfigError, ModelLoadError
-from ecg_core.preprocess import PreprocessConfig
-from ecg_core.train import TrainConfig, read_progress, run_training, training_rows
+from ecg_core.ml import jobs, registry
+from ecg_core.core.errors import ConfigError, ModelLoadError
+from ecg_core.imaging.preprocess import PreprocessConfig
+from ecg_core.ml.train import TrainConfig, read_progress, run_training, training_rows
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = PreprocessConfig(height=48, width=64)
@@ -82,7 +82,7 @@ def test_training_run_folder_is_complete(train_set, tmp_path):
     for e in ep:
         assert e["train_images"] == meta["training"]["steps_per_epoch"] * 4
         assert 0 < e["train_seconds"] <= e["seconds"] + 0.01 and e["images_per_s"] > 0
-    from ecg_core.modelcard import write_model_card
+    from ecg_core.ml.modelcard import write_model_card
 
     card = write_model_card(run).read_text()
     assert "Research and education use only" in card and "Held-out test split" in card
@@ -94,8 +94,8 @@ def test_training_run_folder_is_complete(train_set, tmp_path):
 
 
 def test_micro_batch_choice_fits_the_budget_and_validates(train_set):
-    from ecg_core import zoo
-    from ecg_core.train import choose_micro_batch
+    from ecg_core.ml import zoo
+    from ecg_core.ml.train import choose_micro_batch
 
     mib = 2**20
     assert choose_micro_batch(16, 32 * mib) == 16  # 192x320x1 Custom CNN (default): whole batches
@@ -128,7 +128,7 @@ def test_micro_batches_accumulate_to_the_same_effective_batch(train_set, tmp_pat
 
 
 def test_gradient_accumulation_updates_once_per_effective_batch():
-    from ecg_core import zoo
+    from ecg_core.ml import zoo
 
     model = zoo.build_model("custom_cnn", input_shape=(32, 48, 1), n_classes=4, seed=0).model
     zoo.compile_model(model, lr=1e-3, gradient_accumulation_steps=2)
@@ -156,7 +156,7 @@ def test_training_rows_expand_only_train():
 def test_make_dataset_feeds_float_of_the_uint8_cache_deterministically(tmp_path):
     """uint8 cache arrays cross the Python boundary as uint8 and become float32 x / 255 per batch (exactly the
     values of the former per-element conversion); the same seed gives the same augmented batches."""
-    from ecg_core.train import make_dataset
+    from ecg_core.ml.train import make_dataset
 
     rng = np.random.default_rng(0)
     arrs = [rng.integers(0, 256, (24, 32, c), dtype=np.uint8) for c in (1, 1, 1, 1, 1)]

@@ -1,4 +1,4 @@
-"""Tests of ecg_core.zoo: parameter counts, flat graphs, one training step, Grad-CAM, .keras round trip.
+"""Tests of ecg_core.ml.zoo: parameter counts, flat graphs, one training step, Grad-CAM, .keras round trip.
 
 Every architecture is built once at a small input (module-scoped fixture) and shared by the tests.
 """
@@ -15,8 +15,8 @@ from tf_keras_vis.gradcam import Gradcam  # noqa: E402
 from tf_keras_vis.utils.model_modifiers import ReplaceToLinear  # noqa: E402
 from tf_keras_vis.utils.scores import CategoricalScore  # noqa: E402
 
-from ecg_core import zoo  # noqa: E402
-from ecg_core.errors import ConfigError  # noqa: E402
+from ecg_core.ml import zoo  # noqa: E402
+from ecg_core.core.errors import ConfigError  # noqa: E402
 
 N_CLASSES = 3
 # The first graph-mode train step of a large model spends 15-60 s tracing on CPU; the small models check the

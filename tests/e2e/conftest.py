@@ -55,7 +55,7 @@ def artifacts() -> Path:
 
 
 def _usable_cardiac_runs(models: Path) -> list[Path]:
-    from ecg_core import registry
+    from ecg_core.ml import registry
 
     return [r.path for r in registry.list_runs(models)
             if r.usable and r.meta.get("preset") == "cardiac-4" and r.meta.get("class_names")]
@@ -65,8 +65,8 @@ def _train_tiny_run(models: Path, work: Path) -> None:
     """No usable shipped run: train a tiny one (1 epoch, 48x64) so that Explain and Compare have a model."""
     from conftest import report_like, write_image
 
-    from ecg_core.preprocess import PreprocessConfig
-    from ecg_core.train import TrainConfig, run_training
+    from ecg_core.imaging.preprocess import PreprocessConfig
+    from ecg_core.ml.train import TrainConfig, run_training
 
     data = work / "train-data"
     for ci, c in enumerate(("MI", "HB", "Normal", "PMI")):

@@ -240,7 +240,7 @@ def test_07_two_users_explain_while_training(browser, app_url, app_dirs, artifac
 
     from conftest import report_like, write_image
 
-    from ecg_core import jobs
+    from ecg_core.ml import jobs
 
     if len(HEADLINES) < 2:
         pytest.skip("needs the single-user Explain step (test_05) as the reference")

@@ -1,0 +1,679 @@
+"""Comparing training runs side by side, and the leakage demonstration.
+
+What the Compare page (and the CLI) need about a run, read from its folder ``models/<run_id>/``:
+
+>>> rec = load_run_record("20261122-063012-custom_cnn-3fa1")          # never raises for a damaged run
+>>> rec.report.accuracy, rec.overlap.n_test_group_in_train, rec.problem
+>>> table = compare_table([rec1, rec2])                                  # one row per run, CIs as _lo/_hi columns
+>>> measure_latency(registry.load_model(rec.run_id)).median_ms
+
+* :class:`RunRecord` — run.json, the held-out test report (``eval.json``), the k-fold out-of-fold report
+  (``eval_kfold.json``) when there is one, the training history, the split overlap and the model size. A report
+  missing from disk is recomputed from its ``predictions*.csv`` when that exists.
+* :class:`SplitOverlap` / :func:`leakage_badge` — whether a run's test files have copies in its training split
+  (read from ``split.csv``): a group- or record-aware split has none; a random file-level split usually has many.
+* :func:`measure_latency` — median wall time of single-image forward passes (batch 1, CPU or GPU as available).
+* :func:`leakage_demo` — trains one architecture twice on the same folder, once with the leaky random file-level
+  split and once with the group-aware split, and writes both runs plus a ``leakage_demo.json`` summary;
+  :func:`find_leakage_demos` finds such pairs in a registry.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ecg_core.ml import registry
+from ecg_core.core.errors import ConfigError, EcgCoreError
+from ecg_core.ml.evaluate import EvalReport, compare_frame, evaluate_frame, json_safe, read_predictions
+from ecg_core.ml.registry import RunInfo
+
+__all__ = [
+    "LEAKDEMO_FILE",
+    "LEAKDEMO_PREFIX",
+    "Latency",
+    "LeakageBadge",
+    "RunRecord",
+    "SplitOverlap",
+    "compare_table",
+    "display_table",
+    "explain_gap",
+    "find_leakage_demos",
+    "leakage_badge",
+    "leakage_demo",
+    "leakage_summary",
+    "load_history",
+    "load_predictions",
+    "load_report",
+    "load_run_record",
+    "measure_latency",
+    "misclassified",
+    "resolve_run",
+    "run_signature",
+    "run_split_overlap",
+    "split_overlap",
+]
+
+EVAL_FILES: dict[str, str] = {"test": "eval.json", "oof": "eval_kfold.json"}
+"""Report file of each split kind in a run folder."""
+PREDICTION_FILES: dict[str, str] = {"test": "predictions.csv", "oof": "predictions_oof.csv"}
+"""Predictions file of each split kind in a run folder."""
+HISTORY_FILE = "history.csv"
+SPLIT_FILE = "split.csv"
+LEAKDEMO_PREFIX = "leakdemo"
+LEAKDEMO_FILE = "leakage_demo.json"
+LEAK_FREE_SPLITS = ("group", "record")
+_TABLE_METRICS = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "macro_specificity")
+_METRIC_TITLES = {
+    "accuracy": "accuracy",
+    "macro_f1": "macro-F1",
+    "macro_precision": "macro precision",
+    "macro_recall": "macro recall",
+    "macro_specificity": "macro specificity",
+}
+
+
+# ------------------------------------------------------------------------------------------------------ data types
+@dataclass(frozen=True)
+class SplitOverlap:
+    """How many test files of a run have a copy in its training split (from ``split.csv``).
+
+    ``n_test_distinct`` counts distinct images (duplicate groups; records for spectral datasets) among the test
+    files; ``n_test_exact_in_train`` counts test files whose exact bytes are also a training file;
+    ``n_test_group_in_train`` counts test files with an exact *or near* copy (same group) in training.
+    """
+
+    split_by: str
+    n_train: int
+    n_test: int
+    n_test_distinct: int
+    n_test_exact_in_train: int
+    n_test_group_in_train: int
+
+    @property
+    def leaky(self) -> bool:
+        return self.n_test_group_in_train > 0 or self.n_test_exact_in_train > 0
+
+
+@dataclass(frozen=True)
+class LeakageBadge:
+    """A one-line verdict on a run's split: ``level`` is ``'ok'`` (leak-free), ``'leaky'`` or ``'unknown'``."""
+
+    level: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Wall time of single-image forward passes, in milliseconds (``n`` timed passes after ``warmup``)."""
+
+    median_ms: float
+    p10_ms: float
+    p90_ms: float
+    n: int
+    warmup: int
+    input_shape: tuple[int, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"median_ms": self.median_ms, "p10_ms": self.p10_ms, "p90_ms": self.p90_ms, "n": self.n,
+                "warmup": self.warmup, "input_shape": list(self.input_shape)}
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """Everything the Compare page shows about one run; plain, picklable values (safe for ``st.cache_data``).
+
+    ``problem`` is empty when the run can be compared (usable model and a test evaluation), else the reason.
+    """
+
+    run_id: str
+    path: str
+    status: str
+    meta: dict[str, Any]
+    report: EvalReport | None = None
+    kfold_report: EvalReport | None = None
+    history: pd.DataFrame = field(default_factory=pd.DataFrame)
+    overlap: SplitOverlap | None = None
+    model_bytes: int = 0
+    problem: str = ""
+
+    @property
+    def usable(self) -> bool:
+        return not self.problem and self.report is not None
+
+    @property
+    def arch(self) -> str:
+        return str(self.meta.get("arch", "?"))
+
+    @property
+    def class_names(self) -> list[str]:
+        return [str(c) for c in self.meta.get("class_names", [])]
+
+    @property
+    def split_by(self) -> str:
+        return str((self.meta.get("split") or {}).get("by", "unknown"))
+
+    @property
+    def n_params(self) -> int | None:
+        v = self.meta.get("n_params")
+        return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    @property
+    def epochs_run(self) -> int | None:
+        v = (self.meta.get("training") or {}).get("epochs_run")
+        return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+    @property
+    def badge(self) -> LeakageBadge:
+        return leakage_badge(self.meta, self.overlap)
+
+
+# --------------------------------------------------------------------------------------------------- loading runs
+def resolve_run(run: str | os.PathLike[str] | RunInfo, *, models_dir: str | os.PathLike[str] | None = None) -> RunInfo:
+    """A run given as :class:`RunInfo`, a run folder path, or a run id in ``models_dir`` (default: the registry).
+
+    Raises :class:`ConfigError` naming the registry's runs when nothing matches.
+    """
+    if isinstance(run, RunInfo):
+        return run
+    from ecg_core.core import paths
+
+    text = str(run)
+    p = Path(text).expanduser()
+    if p.is_dir() and (p / registry.RUN_JSON).is_file():
+        return registry.read_run(p)
+    root = Path(models_dir) if models_dir is not None else paths.models_dir()
+    if text and "/" not in text and os.sep not in text and (root / text).is_dir():
+        return registry.read_run(root / text)
+    known = [r.run_id for r in registry.list_runs(root)]
+    hint = f"known runs: {', '.join(known[:8])}{' ...' if len(known) > 8 else ''}" if known else "it has no runs"
+    raise ConfigError(
+        f"run {text!r} not found: expected a run id in {str(root)!r} ({hint}) or the path of a run folder "
+        "holding run.json"
+    )
+
+
+def run_signature(run: RunInfo | str | os.PathLike[str]) -> str:
+    """A cheap change detector for a run folder (modification times and sizes of its result files)."""
+    path = run.path if isinstance(run, RunInfo) else Path(run)
+    parts = []
+    for name in (registry.RUN_JSON, registry.MODEL_FILE, HISTORY_FILE, SPLIT_FILE, LEAKDEMO_FILE,
+                 *EVAL_FILES.values(), *PREDICTION_FILES.values()):
+        try:
+            st = (path / name).stat()
+            parts.append(f"{name}:{st.st_mtime_ns}:{st.st_size}")
+        except OSError:
+            parts.append(f"{name}:-")
+    return "|".join(parts)
+
+
+def _run_seed(run: RunInfo) -> int:
+    seed = (run.meta.get("train") or {}).get("seed", 0)
+    return int(seed) if isinstance(seed, int) and seed >= 0 else 0
+
+
+def load_predictions(run: RunInfo | str | os.PathLike[str], *, split: str = "test") -> pd.DataFrame | None:
+    """The run's ``predictions.csv`` (``split='test'``) or ``predictions_oof.csv`` (``'oof'``); None when absent."""
+    info = resolve_run(run)
+    _check_split(split)
+    path = info.path / PREDICTION_FILES[split]
+    if not path.is_file():
+        return None
+    return read_predictions(path)
+
+
+def load_report(run: RunInfo | str | os.PathLike[str], *, split: str = "test") -> EvalReport | None:
+    """The run's stored report (``eval.json`` for ``'test'``, ``eval_kfold.json`` for ``'oof'``).
+
+    When the report file is missing or unreadable but the predictions file exists, the report is recomputed from
+    the predictions (same bootstrap seed as training). None when neither exists; :class:`ConfigError` when the
+    report is damaged and there are no predictions to recompute it from.
+    """
+    info = resolve_run(run)
+    _check_split(split)
+    path = info.path / EVAL_FILES[split]
+    problem = ""
+    if path.is_file():
+        try:
+            return EvalReport.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        except (OSError, ValueError) as e:  # ConfigError is a ValueError
+            problem = f"{path.name} is unreadable ({e})"
+    frame = load_predictions(info, split=split)
+    if frame is None:
+        if problem:
+            raise ConfigError(f"run {info.run_id!r}: {problem}, and there is no {PREDICTION_FILES[split]} to "
+                              "recompute it from")
+        return None
+    names = info.class_names or None
+    return evaluate_frame(frame, class_names=names, split=split, seed=_run_seed(info))
+
+
+def load_history(run: RunInfo | str | os.PathLike[str]) -> pd.DataFrame:
+    """The run's ``history.csv`` (epoch, loss, accuracy, val_loss, val_accuracy, lr, seconds); empty when absent."""
+    info = resolve_run(run)
+    try:
+        return pd.read_csv(info.path / HISTORY_FILE)
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return pd.DataFrame()
+
+
+def load_run_record(
+    run: RunInfo | str | os.PathLike[str], *, models_dir: str | os.PathLike[str] | None = None
+) -> RunRecord:
+    """Read everything the Compare page shows about a run. Never raises for a damaged run: ``problem`` says why."""
+    info = resolve_run(run, models_dir=models_dir)
+    base = RunRecord(run_id=info.run_id, path=str(info.path), status=info.status, meta=dict(info.meta))
+    model_file = info.path / registry.MODEL_FILE
+    model_bytes = model_file.stat().st_size if model_file.is_file() else 0
+    if not info.usable:
+        why = info.problem or ("still training (status 'running')" if info.status == "running"
+                               else f"its status is {info.status!r}")
+        err = info.meta.get("error")
+        return replace(base, model_bytes=model_bytes, problem=f"{why}{f' ({err})' if err else ''}")
+    try:
+        report = load_report(info, split="test")
+    except EcgCoreError as e:
+        return replace(base, model_bytes=model_bytes, problem=str(e))
+    if report is None:
+        return replace(base, model_bytes=model_bytes,
+                       problem="no test evaluation: eval.json and predictions.csv are missing")
+    try:
+        kfold = load_report(info, split="oof")
+    except EcgCoreError:
+        kfold = None
+    return replace(base, report=report, kfold_report=kfold, history=load_history(info),
+                   overlap=run_split_overlap(info), model_bytes=model_bytes)
+
+
+def _check_split(split: str) -> None:
+    if split not in EVAL_FILES:
+        raise ConfigError(f"split must be one of {list(EVAL_FILES)}; received {split!r}")
+
+
+# ---------------------------------------------------------------------------------------------------------- leakage
+def split_overlap(split: pd.DataFrame, *, split_by: str = "unknown") -> SplitOverlap:
+    """Count the test files of a split frame (columns ``split``, ``group``, optional ``sha256``) that have a copy in
+    the training split: exact (same ``sha256``) or exact-or-near (same duplicate ``group``)."""
+    missing = {"split", "group"} - set(split.columns)
+    if missing:
+        raise ConfigError(
+            f"split frame must have columns 'split' and 'group' (as in split.csv); missing {sorted(missing)}"
+        )
+    s = split["split"].astype(str)
+    train, test = split[s == "train"], split[s == "test"]
+    group_in_train = test["group"].astype(str).isin(set(train["group"].astype(str)))
+    if "sha256" in split.columns:
+        exact_in_train = int(test["sha256"].astype(str).isin(set(train["sha256"].astype(str))).sum())
+    else:
+        exact_in_train = 0
+    return SplitOverlap(
+        split_by=split_by,
+        n_train=int(len(train)),
+        n_test=int(len(test)),
+        n_test_distinct=int(test["group"].nunique()),
+        n_test_exact_in_train=exact_in_train,
+        n_test_group_in_train=int(group_in_train.sum()),
+    )
+
+
+def run_split_overlap(run: RunInfo | str | os.PathLike[str]) -> SplitOverlap | None:
+    """:func:`split_overlap` of the run's ``split.csv``; None when the file is missing or unreadable."""
+    info = resolve_run(run)
+    try:
+        frame = pd.read_csv(info.path / SPLIT_FILE, dtype={"sha256": str})
+        return split_overlap(frame, split_by=str((info.meta.get("split") or {}).get("by", "unknown")))
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None
+
+
+def leakage_badge(meta: Mapping[str, Any], overlap: SplitOverlap | None = None) -> LeakageBadge:
+    """A one-line verdict on a run's split, from run.json's ``split`` and, when known, the measured overlap."""
+    split = meta.get("split") or {}
+    by = str(split.get("by", "unknown"))
+    counts = (split.get("counts") or {}).get("test") or {}
+    distinct = overlap.n_test_distinct if overlap else counts.get("distinct")
+    files = overlap.n_test if overlap else counts.get("files")
+    unit = "test records (patients)" if by == "record" else "distinct test images"
+    size = f"{distinct} {unit} in {files} test files" if distinct is not None else "test size unknown"
+    if overlap is not None and overlap.leaky:
+        return LeakageBadge(
+            "leaky",
+            f"LEAKY — split by {'file (random)' if by == 'file' else by}: {overlap.n_test_group_in_train} of "
+            f"{overlap.n_test} test files have a copy in training ({overlap.n_test_exact_in_train} byte-identical); "
+            f"{size}",
+        )
+    if by == "file":
+        return LeakageBadge("leaky", f"LEAKY — random file-level split: copies of one image may sit in train and "
+                                     f"test; {size}")
+    if by in LEAK_FREE_SPLITS:
+        what = "duplicate group" if by == "group" else "record (patient)"
+        return LeakageBadge("ok", f"leak-free — split by {what}; {size}")
+    return LeakageBadge("unknown", f"split unknown (run.json has no split description); {size}")
+
+
+# ------------------------------------------------------------------------------------------------------ the table
+def compare_table(
+    records: Sequence[RunRecord],
+    *,
+    split: str = "test",
+    latency_ms: Mapping[str, float] | None = None,
+) -> pd.DataFrame:
+    """One row per run: metrics with their 95 % CI bounds (``<metric>_lo`` / ``_hi``), test size, split kind,
+    leakage verdict, parameters, model size (MB) and, when given, the measured latency (ms).
+
+    ``split='oof'`` uses the k-fold out-of-fold reports (runs without one are left out).
+    """
+    _check_split(split)
+    rows: list[dict[str, Any]] = []
+    for rec in records:
+        rep = rec.report if split == "test" else rec.kfold_report
+        if rep is None:
+            continue
+        metrics = compare_frame({rec.run_id: rep}).iloc[0].to_dict()
+        row: dict[str, Any] = {
+            "run": rec.run_id,
+            "arch": rec.arch,
+            "split": rep.split,
+            "split_by": rec.split_by,
+            "leakage": rec.badge.level,
+            "test_files": rep.n,
+            "test_distinct": rep.n_distinct,
+        }
+        for key in _TABLE_METRICS:
+            row[key] = metrics.get(key, math.nan)
+            row[f"{key}_lo"] = metrics.get(f"{key}_lo", math.nan)
+            row[f"{key}_hi"] = metrics.get(f"{key}_hi", math.nan)
+        row["ece"] = metrics.get("ece", math.nan)
+        row["n_params"] = rec.n_params
+        row["model_mb"] = round(rec.model_bytes / 1e6, 3) if rec.model_bytes else math.nan
+        row["epochs_run"] = rec.epochs_run
+        if latency_ms is not None:
+            row["latency_ms"] = latency_ms.get(rec.run_id, math.nan)
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def display_table(table: pd.DataFrame) -> pd.DataFrame:
+    """The :func:`compare_table` for reading: each metric as ``0.812 (0.702–0.901)``, CI columns folded in."""
+    if table.empty:
+        return table
+    out = table[["run", "arch", "split_by", "leakage", "test_files", "test_distinct"]].copy()
+    out = out.rename(columns={"split_by": "split by", "test_files": "test files", "test_distinct": "distinct test"})
+    for key in _TABLE_METRICS:
+        if key in table.columns:
+            out[f"{_METRIC_TITLES[key]} (95% CI)"] = [
+                _ci_text(v, lo, hi) for v, lo, hi in zip(table[key], table[f"{key}_lo"], table[f"{key}_hi"])
+            ]
+    out["ECE"] = [f"{v:.3f}" if _finite(v) else "n/a" for v in table["ece"]]
+    out["parameters"] = [f"{int(v):,}" if _finite(v) else "n/a" for v in table["n_params"]]
+    out["model size (MB)"] = [f"{v:.2f}" if _finite(v) else "n/a" for v in table["model_mb"]]
+    if "latency_ms" in table.columns:
+        out["latency (ms, median)"] = [f"{v:.1f}" if _finite(v) else "—" for v in table["latency_ms"]]
+    return out
+
+
+def _finite(v: Any) -> bool:
+    try:
+        return v is not None and math.isfinite(float(v))
+    except (TypeError, ValueError):
+        return False
+
+
+def _ci_text(v: Any, lo: Any, hi: Any) -> str:
+    if not _finite(v):
+        return "n/a"
+    if _finite(lo) and _finite(hi):
+        return f"{float(v):.3f} ({float(lo):.3f}–{float(hi):.3f})"
+    return f"{float(v):.3f}"
+
+
+# ------------------------------------------------------------------------------------------------ misclassified
+def misclassified(predictions: pd.DataFrame) -> pd.DataFrame:
+    """Wrong predictions of a predictions frame, most confident first.
+
+    Columns: ``path, true, predicted, confidence`` (probability of the predicted class), ``p_true`` (probability of
+    the true class), ``group``.
+    """
+    if predictions is None or predictions.empty:
+        return pd.DataFrame(columns=["path", "true", "predicted", "confidence", "p_true", "group"])
+    probs = [c for c in predictions.columns if str(c).startswith("prob_")]
+    names = [c[len("prob_"):] for c in probs]
+    if len(probs) < 2 or "true" not in predictions.columns or "path" not in predictions.columns:
+        raise ConfigError(
+            f"predictions must have columns path, true and prob_<class>...; received {list(predictions.columns)}"
+        )
+    p = predictions[probs].to_numpy(dtype=float)
+    pred_idx = p.argmax(axis=1)
+    name_arr = np.asarray(names, dtype=object)
+    true = predictions["true"].astype(str).to_numpy()
+    index = {n: i for i, n in enumerate(names)}
+    true_idx = np.array([index.get(t, -1) for t in true])
+    wrong = true_idx != pred_idx
+    out = pd.DataFrame({
+        "path": predictions["path"].astype(str).to_numpy(),
+        "true": true,
+        "predicted": name_arr[pred_idx],
+        "confidence": p[np.arange(len(p)), pred_idx],
+        "p_true": np.where(true_idx >= 0, p[np.arange(len(p)), np.clip(true_idx, 0, None)], math.nan),
+        "group": predictions["group"].astype(str).to_numpy() if "group" in predictions else "",
+    })[wrong]
+    return out.sort_values("confidence", ascending=False, kind="stable").reset_index(drop=True)
+
+
+# ------------------------------------------------------------------------------------------------------- latency
+def measure_latency(model: Any, *, n: int = 20, warmup: int = 3, seed: int = 0) -> Latency:
+    """Median wall time of ``n`` forward passes of one random input of the model's input shape (batch 1).
+
+    Args:
+        model: a Keras model with a single image input, e.g. from :func:`ecg_core.ml.registry.load_model`.
+        n: timed passes, 1..1000.
+        warmup: untimed passes first (graph tracing, memory allocation), 0..100.
+        seed: seed of the random input (float32 in [0, 1], like a preprocessed image).
+    """
+    if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 1000:
+        raise ConfigError(f"n must be an integer in 1..1000 (timed forward passes); received {n!r}")
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or not 0 <= warmup <= 100:
+        raise ConfigError(f"warmup must be an integer in 0..100; received {warmup!r}")
+    shape = getattr(model, "input_shape", None)
+    if not isinstance(shape, tuple) or len(shape) < 2 or any(d is None for d in shape[1:]):
+        raise ConfigError(f"model must have one input of fixed shape (None, h, w, c); received {shape!r}")
+    x = np.random.default_rng(seed).random((1, *shape[1:]), dtype=np.float32)
+
+    def once() -> None:
+        out = model(x, training=False)
+        np.asarray(out)  # waits for the result (device -> host copy)
+
+    for _ in range(warmup):
+        once()
+    times = np.empty(n)
+    for i in range(n):
+        t0 = time.perf_counter()
+        once()
+        times[i] = (time.perf_counter() - t0) * 1000.0
+    return Latency(
+        median_ms=float(np.median(times)),
+        p10_ms=float(np.percentile(times, 10)),
+        p90_ms=float(np.percentile(times, 90)),
+        n=n,
+        warmup=warmup,
+        input_shape=tuple(int(d) for d in shape[1:]),
+    )
+
+
+# ------------------------------------------------------------------------------------------------ leakage demo
+def leakage_summary(file_run: RunInfo | str | os.PathLike[str], group_run: RunInfo | str | os.PathLike[str],
+                    *, models_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """JSON-safe summary of a leakage-demo pair: both runs' test accuracy and macro-F1 with 95 % CI, test files,
+    distinct test images, test files with a copy in training, the gaps, and a one-sentence explanation."""
+    runs: dict[str, Any] = {}
+    for kind, run in (("file", file_run), ("group", group_run)):
+        info = resolve_run(run, models_dir=models_dir)
+        rep = load_report(info)
+        if rep is None:
+            raise ConfigError(f"run {info.run_id!r} has no test evaluation (eval.json); the demo cannot be summarised")
+        ov = run_split_overlap(info)
+        runs[kind] = {
+            "run_id": info.run_id,
+            "split_by": str((info.meta.get("split") or {}).get("by", "unknown")),
+            "accuracy": rep.accuracy,
+            "accuracy_ci": list(rep.ci.get("accuracy", (math.nan, math.nan))),
+            "macro_f1": rep.macro.get("f1", math.nan),
+            "macro_f1_ci": list(rep.ci.get("macro_f1", (math.nan, math.nan))),
+            "n_test": rep.n,
+            "n_test_distinct": rep.n_distinct,
+            "n_test_exact_in_train": ov.n_test_exact_in_train if ov else None,
+            "n_test_group_in_train": ov.n_test_group_in_train if ov else None,
+            "n_train": ov.n_train if ov else None,
+            "epochs_run": (info.meta.get("training") or {}).get("epochs_run"),
+        }
+    meta = resolve_run(group_run, models_dir=models_dir).meta
+    summary = {
+        "kind": "leakage_demo",
+        "tag": _demo_tag(runs["file"]["run_id"]) or _demo_tag(runs["group"]["run_id"]) or "",
+        "data_dir": meta.get("data_dir"),
+        "arch": meta.get("arch"),
+        "input_shape": meta.get("input_shape"),
+        "seed": (meta.get("train") or {}).get("seed"),
+        "epochs": (meta.get("train") or {}).get("epochs"),
+        "runs": runs,
+        "gap": {
+            "accuracy": runs["file"]["accuracy"] - runs["group"]["accuracy"],
+            "macro_f1": runs["file"]["macro_f1"] - runs["group"]["macro_f1"],
+        },
+    }
+    summary["explanation"] = explain_gap(summary)
+    return json_safe(summary)
+
+
+def explain_gap(summary: Mapping[str, Any]) -> str:
+    """One sentence on why the file-level split scores differently from the group split."""
+    f, g = summary["runs"]["file"], summary["runs"]["group"]
+    acc_f, acc_g = _num(f.get("accuracy")), _num(g.get("accuracy"))
+    copies = f.get("n_test_group_in_train")
+    exact = f.get("n_test_exact_in_train")
+    copy_txt = (f"{copies} of its {f.get('n_test')} test files have a copy in the training set "
+                f"({exact} byte-identical)" if copies is not None else "its test files may have copies in training")
+    if acc_f is None or acc_g is None:
+        return f"The file-level split cannot be compared: an accuracy is missing; {copy_txt}."
+    gap = (acc_f - acc_g) * 100
+    if gap > 0:
+        return (f"The random file-level split reports {gap:.0f} percentage points more accuracy ({acc_f:.1%} vs "
+                f"{acc_g:.1%}) because {copy_txt}, so the model is partly graded on images it has already seen, "
+                f"while the group split tests on {g.get('n_test_distinct')} images it never saw in any copy.")
+    return (f"Here the file-level split scored no higher ({acc_f:.1%} vs {acc_g:.1%}) even though {copy_txt}; with "
+            "so few test images chance dominates — its number is still not an honest estimate.")
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if _finite(v) else None
+
+
+def _demo_tag(run_id: str) -> str | None:
+    for kind in ("file", "group"):
+        prefix = f"{LEAKDEMO_PREFIX}-{kind}-"
+        if run_id.startswith(prefix):
+            return run_id[len(prefix):]
+    return None
+
+
+def find_leakage_demos(runs: Sequence[RunInfo]) -> list[dict[str, Any]]:
+    """Leakage-demo pairs among ``runs`` (ids ``leakdemo-file-<tag>`` and ``leakdemo-group-<tag>``, both usable
+    with a test evaluation), newest first; each is the stored ``leakage_demo.json`` or, when missing, a summary
+    computed from the two run folders. Pairs that cannot be summarised are skipped."""
+    by_tag: dict[str, dict[str, RunInfo]] = {}
+    for r in runs:
+        tag = _demo_tag(r.run_id)
+        if tag is not None and r.usable:
+            kind = "file" if r.run_id.startswith(f"{LEAKDEMO_PREFIX}-file-") else "group"
+            by_tag.setdefault(tag, {})[kind] = r
+    out = []
+    for tag, pair in by_tag.items():
+        if set(pair) != {"file", "group"}:
+            continue
+        summary = None
+        stored = pair["group"].path / LEAKDEMO_FILE
+        try:
+            data = json.loads(stored.read_text(encoding="utf-8"))
+            if data.get("kind") == "leakage_demo" and {"file", "group"} <= set(data.get("runs", {})):
+                summary = data
+        except (OSError, ValueError, AttributeError):
+            summary = None
+        if summary is None:
+            try:
+                summary = leakage_summary(pair["file"], pair["group"])
+            except (EcgCoreError, OSError, ValueError):
+                continue
+        summary = dict(summary, tag=tag)
+        summary["created"] = str(pair["group"].meta.get("created", ""))
+        out.append(summary)
+    return sorted(out, key=lambda s: s["created"], reverse=True)
+
+
+def leakage_demo(
+    data_dir: str | os.PathLike[str],
+    *,
+    models_dir: str | os.PathLike[str],
+    arch: str = "custom_cnn",
+    preprocess: Any = None,
+    epochs: int = 15,
+    seed: int = 0,
+    patience: int = 5,
+    tag: str | None = None,
+    cache_root: str | os.PathLike[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    **train_options: Any,
+) -> dict[str, Any]:
+    """Train ``arch`` twice on ``data_dir`` — random file-level split, then group-aware split — and summarise.
+
+    Only the split differs: both runs keep every file (``dedupe=False``, so copies stay in the data and the file
+    split can put them on both sides), use the same seed, preprocessing, epochs and options. Writes the runs
+    ``leakdemo-file-<tag>`` and ``leakdemo-group-<tag>`` into ``models_dir`` and the summary
+    (:func:`leakage_summary`) as ``leakage_demo.json`` into both run folders; returns the summary.
+
+    Args:
+        data_dir: dataset folder (one sub-folder per class).
+        models_dir: registry folder for the two runs.
+        arch: architecture name of the zoo.
+        preprocess: a :class:`~ecg_core.imaging.preprocess.PreprocessConfig` (default: the library default).
+        epochs, seed, patience: training options shared by both runs.
+        tag: suffix of the run ids (default: ``<arch>-<timestamp>``); letters, digits, '-', '_', '.'.
+        train_options: further :class:`~ecg_core.ml.train.TrainConfig` fields (batch_size, preset, augment, ...).
+    """
+    from ecg_core.imaging.preprocess import PreprocessConfig
+    from ecg_core.ml.train import TrainConfig, run_training
+
+    for forbidden in ("split_by", "dedupe", "data_dir", "kfold"):
+        if forbidden in train_options:
+            raise ConfigError(f"leakage_demo sets {forbidden!r} itself; remove it from the options")
+    tag = tag or f"{arch}-{time.strftime('%Y%m%d-%H%M%S')}"
+    ids = {kind: registry.check_run_id(f"{LEAKDEMO_PREFIX}-{kind}-{tag}") for kind in ("file", "group")}
+    root = Path(models_dir)
+    taken = [i for i in ids.values() if (root / i).exists()]
+    if taken:
+        raise ConfigError(f"run(s) {taken} already exist in {str(root)!r}; choose another tag")
+    pre = preprocess if preprocess is not None else PreprocessConfig()
+    base = dict(data_dir=str(data_dir), arch=arch, preprocess=pre, epochs=epochs, seed=seed, patience=patience,
+                dedupe=False, **train_options)
+    configs = {"file": TrainConfig(split_by="file", **base), "group": TrainConfig(split_by="group", **base)}
+    run_dirs = {}
+    for kind in ("file", "group"):
+        if progress:
+            progress(f"training {ids[kind]} ({'random file-level' if kind == 'file' else 'group-aware'} split)")
+        run_dirs[kind] = run_training(configs[kind], models_dir=root, run_id=ids[kind], cache_root=cache_root)
+        status = registry.read_run(run_dirs[kind]).status
+        if status not in registry.USABLE_STATUSES:
+            raise ConfigError(f"run {ids[kind]!r} ended with status {status!r}; the demo needs both runs")
+    summary = leakage_summary(run_dirs["file"], run_dirs["group"])
+    summary["tag"] = tag
+    for d in run_dirs.values():
+        registry.atomic_write_json(d / LEAKDEMO_FILE, summary)
+    return summary

@@ -1,0 +1,248 @@
+"""Long jobs as subprocesses: start, poll, stop.
+
+Pages never train or batch-predict inside the Streamlit script: they start ``python -m ecg_core <command>`` with
+:func:`start_job`, which survives page reruns and navigation, then poll the run folder (``progress.jsonl``,
+``run.json``) with :func:`job_state`. :func:`stop_job` writes the run's ``STOP`` file (the job finishes its
+current batch, keeps the best checkpoint and marks the run ``stopped``) and sends SIGTERM as well; after a grace
+period it kills the process group.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ecg_core.ml import registry
+from ecg_core.core.paths import REPO_ROOT
+
+LOG_FILE = "log.txt"
+PID_FILE = "job.pid"
+
+
+@dataclass(frozen=True)
+class JobHandle:
+    run_dir: Path
+    pid: int
+
+
+def start_job(args: list[str], run_dir: str | Path, *, env: dict[str, str] | None = None) -> JobHandle:
+    """Start ``python -m ecg_core *args`` in its own process session.
+
+    The run folder itself is created by the job (so a failed start never leaves a half-made run); the log
+    (``<run>.log``) and pid file go into a sibling ``.jobs`` folder that the registry ignores.
+    """
+    run_dir = Path(run_dir)
+    jobs = run_dir.parent / ".jobs"
+    jobs.mkdir(parents=True, exist_ok=True)
+    log = open(jobs / f"{run_dir.name}.log", "ab")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ecg_core", *args],
+        cwd=str(REPO_ROOT),
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **(env or {})},
+    )
+    log.close()
+    (jobs / f"{run_dir.name}.pid").write_text(str(proc.pid))
+    return JobHandle(run_dir, proc.pid)
+
+
+def job_log(run_dir: str | Path, *, tail: int = 60) -> str:
+    p = Path(run_dir).parent / ".jobs" / f"{Path(run_dir).name}.log"
+    try:
+        lines = p.read_text(errors="replace").splitlines()
+    except OSError:
+        return ""
+    return "\n".join(lines[-tail:])
+
+
+def job_pid(run_dir: str | Path) -> int | None:
+    p = Path(run_dir).parent / ".jobs" / f"{Path(run_dir).name}.pid"
+    try:
+        return int(p.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def is_alive(pid: int | None) -> bool:
+    return registry._pid_alive(pid)
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What a page shows about a job: status, latest progress events and the per-epoch history so far."""
+
+    run_id: str
+    status: str
+    alive: bool
+    last: dict[str, Any] = field(default_factory=dict)
+    epochs: list[dict[str, Any]] = field(default_factory=list)
+    message: str = ""
+    eta_s: float | None = None
+
+
+def job_state(run_dir: str | Path) -> JobState:
+    """Read a job's state from its files (never raises)."""
+    from ecg_core.ml.train import read_progress
+
+    run_dir = Path(run_dir)
+    pid = job_pid(run_dir)
+    alive = is_alive(pid)
+    info = registry.read_run(run_dir) if (run_dir / registry.RUN_JSON).exists() else None
+    events = read_progress(run_dir)
+    epochs = [e for e in events if e.get("phase") == "epoch"]
+    last = events[-1] if events else {}
+    status = info.status if info else ("starting" if alive else "failed to start")
+    if info and info.status == "running" and alive:
+        status = "running"
+    message = (info.meta.get("error", "") if info else "") or (info.problem if info else "")
+    if not info and not alive:
+        message = job_log(run_dir, tail=5)
+    return JobState(run_dir.name, status, alive, last, epochs, message, _eta(events))
+
+
+def _eta(events: list[dict[str, Any]]) -> float | None:
+    """Seconds left, from the pace of finished epochs (or batches within the first epoch)."""
+    train = [e for e in events if e.get("phase") in ("train", "epoch")]
+    if not train:
+        return None
+    last = train[-1]
+    epochs_total = last.get("epochs")
+    start = next((e["t"] for e in events if e.get("phase") == "start"), None)
+    if not epochs_total or start is None:
+        return None
+    batches = last.get("batches") or next((e.get("batches") for e in reversed(events) if e.get("batches")), None)
+    if not batches:
+        return None
+    done = (last["epoch"] - 1) * batches + last.get("batch", batches) if last.get("phase") == "train" \
+        else last["epoch"] * batches
+    if done <= 0:
+        return None
+    rate = (last["t"] - start) / done
+    return max(0.0, rate * (epochs_total * batches - done))
+
+
+def stop_job(run_dir: str | Path, *, grace_s: float = 20.0, wait: bool = False) -> bool:
+    """Ask a job to stop (STOP file + SIGTERM); with ``wait``, block until it ends, killing it after ``grace_s``.
+
+    Returns True when the process is gone.
+    """
+    run_dir = Path(run_dir)
+    from ecg_core.ml.train import STOP_FILE
+
+    if run_dir.exists():
+        (run_dir / STOP_FILE).touch()
+    pid = job_pid(run_dir)
+    if pid and is_alive(pid):
+        try:
+            os.kill(pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    if not wait:
+        return not is_alive(pid)
+    deadline = time.time() + grace_s
+    while time.time() < deadline:
+        _reap(pid)
+        if not is_alive(pid):
+            return True
+        time.sleep(0.2)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, TypeError):
+        pass
+    _reap(pid)
+    return not is_alive(pid)
+
+
+def _reap(pid: int | None) -> None:
+    if not pid:
+        return
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except (ChildProcessError, OSError):
+        pass
+
+
+def train_args(run_id: str, models_dir: str | Path, data_dir: str, arch: str, *, options: dict[str, Any]) -> list[str]:
+    """CLI arguments of a training job (``options`` maps long option names to values; True = flag)."""
+    args = ["train", "--data", str(data_dir), "--arch", arch, "--run-id", run_id, "--models", str(models_dir)]
+    for k, v in options.items():
+        flag = "--" + k.replace("_", "-")
+        if v is True:
+            args.append(flag)
+        elif v is False or v is None:
+            continue
+        else:
+            args += [flag, str(v)]
+    return args
+
+
+# ----------------------------------------------------------------------------------------------------- queues
+QUEUE_STOP_SUFFIX = ".stop"
+
+
+def queue_file(models_dir: str | Path, queue_id: str) -> Path:
+    return Path(models_dir) / ".jobs" / f"queue-{registry.check_run_id(queue_id)}.json"
+
+
+def start_queue(models_dir: str | Path, queue_id: str, runs: list[dict[str, Any]]) -> JobHandle:
+    """Start a runner that trains ``runs`` (each ``{"run_id": ..., "args": [...]}``) one after another.
+
+    The runner is itself a subprocess (``python -m ecg_core queue FILE``); each run is a child job of its own, so
+    stopping one run (``stop_job``) works as for a single job, and :func:`stop_queue` also cancels the rest.
+    """
+    qf = queue_file(models_dir, queue_id)
+    registry.atomic_write_json(qf, {"queue_id": queue_id, "runs": runs})
+    log = open(qf.with_suffix(".log"), "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "ecg_core", "queue", str(qf)], cwd=str(REPO_ROOT), stdout=log,
+                            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    log.close()
+    return JobHandle(Path(models_dir) / runs[0]["run_id"], proc.pid)
+
+
+def run_queue(path: str | Path) -> int:
+    """Body of the queue runner: start each run, wait for it, stop when the queue's stop file appears."""
+    import json
+
+    qf = Path(path)
+    spec = json.loads(qf.read_text())
+    models_dir = qf.parent.parent
+    stop_file = qf.with_name(qf.name + QUEUE_STOP_SUFFIX)
+    for item in spec["runs"]:
+        if stop_file.exists():
+            break
+        h = start_job(list(item["args"]), models_dir / item["run_id"])
+        while True:
+            try:
+                pid, _ = os.waitpid(h.pid, 0)
+                break
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+    return 0
+
+
+def stop_queue(models_dir: str | Path, queue_id: str) -> None:
+    """Cancel the runs of a queue that have not started yet (the running one is stopped with stop_job)."""
+    qf = queue_file(models_dir, queue_id)
+    qf.parent.mkdir(parents=True, exist_ok=True)
+    qf.with_name(qf.name + QUEUE_STOP_SUFFIX).touch()
+
+
+def queue_runs(models_dir: str | Path, queue_id: str) -> list[str]:
+    import json
+
+    try:
+        return [r["run_id"] for r in json.loads(queue_file(models_dir, queue_id).read_text())["runs"]]
+    except (OSError, ValueError, KeyError):
+        return []
