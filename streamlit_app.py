@@ -1,18 +1,21 @@
 """ECG Insight — entry point: ``streamlit run streamlit_app.py``.
 
 Builds the navigation over the pages (listed explicitly; with st.navigation the pages/ folder is not
-auto-discovered) and the shared sidebar (dataset picker), and starts the background warm-up of the default model
-(``app_ui.warmup``; ``ECG_INSIGHT_WARMUP=0`` turns it off). Every page is a thin script over ``ecg_core``.
+auto-discovered), the logo and style sheet (``assets/``), and the shared sidebar (dataset picker), and starts the
+background warm-up of the default model (``app_ui.warmup``; ``ECG_INSIGHT_WARMUP=0`` turns it off). Every page is a
+thin script over ``ecg_core`` and ``app_ui``.
 """
 
 from __future__ import annotations
 
 import streamlit as st
 
-from app_ui import common
+from app_ui import assets, cache, common
 
 st.set_page_config(page_title="ECG Insight", page_icon="🫀", layout="wide")
-common.start_warmup()  # once per server process: loads the default model in a background thread
+st.logo(str(assets.path(assets.LOGO)), icon_image=str(assets.path(assets.ICON)))
+st.html(assets.path(assets.STYLE))  # a .css file: sent as a <style> block that takes no room on the page
+cache.start_warmup()  # once per server process: loads the default model in a background thread
 
 PAGES = {
     "": [st.Page("pages/home.py", title="Home", icon="🏠", default=True)],
@@ -26,6 +29,7 @@ PAGES = {
         st.Page("pages/train.py", title="Train", icon="🏋️"),
         st.Page("pages/compare.py", title="Compare", icon="📊"),
         st.Page("pages/explain.py", title="Explain", icon="🔎"),
+        st.Page("pages/explain_batch.py", title="Batch predict", icon="🗃️"),
         st.Page("pages/arrhythmia.py", title="Arrhythmia", icon="💓"),
     ],
 }

@@ -1,14 +1,14 @@
-"""Shared helpers of the Streamlit pages: the cached wrappers around ecg_core, the dataset picker, error guard.
+"""Shared helpers of the Streamlit pages: the disclaimer, the error guards, the dataset picker, and two patches of
+Streamlit applied when a page imports this module (deep links after a restart, no Keras reset after every run).
 
-Pages stay thin: widgets -> a cached call here or in ecg_core -> a figure. Session state holds only user choices
-(keys prefixed by page, or ``app_`` for the shared ones).
+Pages stay thin: widgets -> a cached call (:mod:`app_ui.cache`) or ``ecg_core`` -> a figure; shared widgets are in
+:mod:`app_ui.widgets`, static files in :mod:`app_ui.assets`. Session state holds only user choices (keys prefixed by
+page, or ``app_`` for the shared ones).
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +16,10 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from app_ui import cache
 from ecg_core.core import paths
 from ecg_core.core.errors import EcgCoreError
+from ecg_core.core.hashing import file_hash
 
 DISCLAIMER = (
     "**Research and education use only.** ECG Insight is not a medical device: its predictions and heatmaps "
@@ -42,56 +44,21 @@ def guard(action: str = "This step") -> Iterator[None]:
         st.stop()
 
 
-# ------------------------------------------------------------------------------------------------ models
-@st.cache_resource(show_spinner=False)
-def explainer_cache():  # -> ecg_core.xai.explain.ExplainerCache (imported lazily: no TensorFlow at app start)
-    """The app's one cache of loaded models (shared by the Explain page and the start-up warm-up)."""
-    from ecg_core.xai import explain
-
-    return explain.ExplainerCache(max_entries=3)
-
-
-@st.cache_resource(show_spinner=False)
-def start_warmup():  # -> app_ui.warmup.Warmup
-    """Start (once per server process) the background load of the default model into :func:`explainer_cache`.
-
-    Returns at once; the state is read with ``start_warmup().state()``. ``ECG_INSIGHT_WARMUP=0`` turns it off.
-    """
-    from app_ui.warmup import Warmup
-
-    return Warmup(explainer_cache, paths.models_dir()).start()
+@contextlib.contextmanager
+def safe(action: str) -> Iterator[None]:
+    """Like :func:`guard`, for model code too: any failure becomes a message, never a traceback."""
+    with guard(action):
+        try:
+            yield
+        except (EcgCoreError, OSError, ValueError):
+            raise  # guard shows these
+        except Exception as e:  # TensorFlow/Keras raise their own types; the UI shows a message only
+            first = str(e).splitlines()[0][:300] if str(e) else ""
+            st.error(f"{action} failed: {type(e).__name__}: {first}")
+            st.stop()
 
 
 # ------------------------------------------------------------------------------------------------ dataset choice
-def _folder_signature(root: str) -> str:
-    """Cheap change detector for a folder tree: number of entries and newest modification time."""
-    n, newest = 0, 0.0
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        n += len(filenames)
-        with contextlib.suppress(OSError):
-            newest = max(newest, os.stat(dirpath).st_mtime)
-        if n > 200_000:
-            break
-    return f"{n}:{newest:.0f}"
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def _scan_cached(root: str, preset: str, signature: str) -> tuple[pd.DataFrame, dict]:
-    from ecg_core.ml import dataset
-
-    df = dataset.scan(root, preset=preset)
-    return df, dict(df.attrs)
-
-
-def scan_dataset(root: str, preset: str = "cardiac-4") -> pd.DataFrame:
-    """Scan (cached until the folder changes) and return the index with its attrs restored."""
-    df, attrs = _scan_cached(root, preset, _folder_signature(root))
-    df = df.copy()
-    df.attrs.update(attrs)
-    return df
-
-
 def demo_dataset_ready() -> bool:
     root = paths.demo_data_dir()
     return (root / "synth_manifest.json").exists()
@@ -155,9 +122,9 @@ def dataset_sidebar() -> None:
 
 def import_zip(data: bytes, name: str) -> str:
     """Extract an uploaded zip into the uploads folder (one folder per archive content); returns the folder."""
-    from ecg_core.ml.dataset import extract_zip
+    from ecg_core.ml.zip_import import extract_zip
 
-    digest = hashlib.sha256(data).hexdigest()[:16]
+    digest = file_hash(data)[:16]
     dest = paths.uploads_dir() / f"zip-{digest}"
     if dest.exists() and any(dest.iterdir()):
         return str(dest)
@@ -183,7 +150,7 @@ def require_dataset() -> pd.DataFrame:
         st.info("Choose a dataset folder in the sidebar (one sub-folder per class).")
         st.stop()
     with guard("Reading the dataset"):
-        index = scan_dataset(root)
+        index = cache.scan_dataset(root)
     if index.empty:
         st.warning(
             f"No images were found in `{root}`. A dataset is a folder with one sub-folder per class "
@@ -194,26 +161,6 @@ def require_dataset() -> pd.DataFrame:
             st.caption(f"{len(skipped)} other files were ignored, e.g. {skipped[0][0]} ({skipped[0][1]}).")
         st.stop()
     return index
-
-
-def thumbnail(path: str, width: int = 360):
-    """A small RGB thumbnail of an image file, or None when it cannot be read."""
-    return _thumbnail_cached(path, width)
-
-
-@st.cache_data(show_spinner=False, max_entries=512)
-def _thumbnail_cached(path: str, width: int):
-    import cv2
-
-    from ecg_core.imaging.loader import load_image
-
-    try:
-        img = load_image(path, draft_size=(width, width))
-    except EcgCoreError:
-        return None
-    h, w = img.rgb.shape[:2]
-    scale = width / w
-    return cv2.resize(img.rgb, (width, max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
 
 
 # ------------------------------------------------------------------------------------ deep links after a restart

@@ -2,11 +2,11 @@
 
 Importing TensorFlow, loading a model and tracing its first prediction and first Grad-CAM take several seconds;
 :class:`Warmup` does all of it once per server process in a daemon thread, while the pages render, and puts the
-loaded model into the app's shared :class:`~ecg_core.xai.explain.ExplainerCache`. It never raises into the UI: a
+loaded model into the app's shared :class:`~ecg_core.xai.explainer.ExplainerCache`. It never raises into the UI: a
 failure is recorded as ``status="failed"`` with its message. ``ECG_INSIGHT_WARMUP=0`` (or ``false``/``no``/``off``)
 turns it off (``status="disabled"``); the test suite does so.
 
-No Streamlit here (testable on its own); ``app_ui.common.start_warmup`` holds the one instance in
+No Streamlit here (testable on its own); ``app_ui.cache.start_warmup`` holds the one instance in
 ``st.cache_resource``.
 """
 

@@ -108,18 +108,19 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     import numpy as np
     import pandas as pd
 
-    from ecg_core.ml import registry
-    from ecg_core.xai import explain
-    from ecg_core.reports.ecg_check import check_ecg
     from ecg_core.imaging.loader import load_image, read_bytes
-    from ecg_core.imaging.preprocess import _draft_size, preprocess
+    from ecg_core.imaging.preprocess import draft_size, preprocess
+    from ecg_core.ml import registry
+    from ecg_core.reports import batch
+    from ecg_core.reports.ecg_check import check_ecg
+    from ecg_core.reports.pipeline import decode_draft_size
 
     try:
-        run = explain.resolve_run(a.run, models_dir=a.models)
+        run = registry.resolve_run(a.run, models_dir=a.models, usable=True)
     except Exception as e:  # noqa: BLE001 - reported, not raised
         return cannot_run(BENCH, f"run {a.run!r}: {e}")
     cfg = registry.preprocess_config_of(run)
-    files = explain.list_batch_files(folder)
+    files = batch.list_batch_files(folder)
     if a.limit:
         files = files[: a.limit]
     n, bs = len(files), int(a.batch_size)
@@ -128,8 +129,8 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     model = registry.load_model(run)
     names = list(run.class_names)
     emit(BENCH, what="setup", run=run.run_id, folder=str(folder), n_files=n, batch_size=bs,
-         input_shape=list(cfg.input_shape), workers=explain._batch_workers(),
-         jpeg_draft_size=list(explain._batch_draft_size(cfg)), preprocess_draft_size=list(_draft_size(cfg)))
+         input_shape=list(cfg.input_shape), workers=batch._batch_workers(),
+         jpeg_draft_size=list(decode_draft_size(cfg)), preprocess_draft_size=list(draft_size(cfg)))
 
     # ---- reference inputs: full-size decode + preprocess, the straightforward way; preloaded for model.predict
     ref_x, ref_ok = [], []
@@ -164,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
             except Exception:  # noqa: BLE001
                 continue
             t2 = time.perf_counter()
-            dr = load_image(data, draft_size=explain._batch_draft_size(cfg)).rgb
+            dr = load_image(data, draft_size=decode_draft_size(cfg)).rgb
             t3 = time.perf_counter()
             t4 = t3
             check_ecg(full)
@@ -238,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:  # noqa: PLR0915 - one linear sc
     ratio = {k: res[k]["loop_files_per_s"] / model_fps for k in res}
     whole = {k: res[k]["whole_files_per_s"] / model_fps for k in res}
     # the most the loop could reach if the model cost nothing and the per-file CPU work spread perfectly on all cores
-    cores = explain._batch_workers()
+    cores = batch._batch_workers()
     cpu_ms = {"cold": stages["read"] + stages["decode_draft"] + stages["check_draft"] + stages["preprocess_draft"]}
     cpu_ms["no-check"] = cpu_ms["cold"] - stages["check_draft"]
     ceiling = {k: cores * 1000.0 / max(v, 1e-9) / model_fps for k, v in cpu_ms.items()}

@@ -1,9 +1,9 @@
 """Explain latency: what the Explain page does for one uploaded report vs the bare model cost.
 
-Pipeline (``ecg_core.reports.pipeline.ReportPipeline.analyse`` + ``figures``, what the Explain page runs): upload bytes
--> hash, decode, preprocess -> prediction + Grad-CAM (one pass) while the ECG check and the lead boxes run on a
-worker thread -> map back onto the report -> per-lead attention -> overlay, probability chart and lead chart
-ready. Bare cost: one model forward pass + one tf-keras-vis Grad-CAM call on the ready tensor.
+Pipeline (``ecg_core.reports.pipeline.ReportPipeline.analyse`` + ``ecg_core.viz.explain.figures``, what the
+Explain page runs): upload bytes -> hash, decode, preprocess -> prediction + Grad-CAM (one pass) while the ECG check
+and the lead boxes run on a worker thread -> map back onto the report -> per-lead attention -> overlay, probability
+chart and lead chart ready. Bare cost: one model forward pass + one tf-keras-vis Grad-CAM call on the ready tensor.
 
 Each report is a different file, timed ``--rounds`` times with a fresh pipeline (no cache hit); bare and pipeline
 alternate per report so that machine noise hits both alike, and medians are taken after a warm-up. Then a second method (Grad-CAM++) on the same report checks
@@ -51,13 +51,14 @@ def bench_model(label: str, explainer, cfg, files: list[Path], rounds: int = 3) 
     import numpy as np
 
     from ecg_core.reports import pipeline
+    from ecg_core.viz.explain import figures
 
     pipe = pipeline.ReportPipeline(explainer, cfg, cache_size=len(files) + 2)
     names = explainer.class_names
 
     def full(data: bytes, name: str):
         prepared, ex = pipe.analyse(data, name, method="gradcam")  # what the Explain page calls
-        figs = pipeline.figures(prepared, ex, names)
+        figs = figures(prepared, ex, names)
         return prepared, ex, figs
 
     def bare(x):
@@ -86,7 +87,7 @@ def bench_model(label: str, explainer, cfg, files: list[Path], rounds: int = 3) 
         s1 = time.perf_counter()
         ex2 = p2.explain(pr2, method="gradcam")
         s2 = time.perf_counter()
-        pipeline.figures(pr2, ex2, names)
+        figures(pr2, ex2, names)
         stages.append((s1 - s0, s2 - s1, time.perf_counter() - s2, s2 - s0 + time.perf_counter() - s2))
     pipe = pipeline.ReportPipeline(explainer, cfg, cache_size=len(files) + 2)
     for data, name in datas:
@@ -97,7 +98,7 @@ def bench_model(label: str, explainer, cfg, files: list[Path], rounds: int = 3) 
         t0 = time.perf_counter()
         prepared = pipe.prepare(data, name)
         ex = pipe.explain(prepared, method="gradcam++")
-        pipeline.figures(prepared, ex, names)
+        figures(prepared, ex, names)
         t_second.append(time.perf_counter() - t0)
     reprocessed = pipe.stats.prepared - prepared_before
     med_full, med_bare = statistics.median(t_full), statistics.median(t_bare)
@@ -126,9 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     warnings.filterwarnings("ignore")
 
     from ecg_core.core import paths
-    from ecg_core.ml import registry, zoo
-    from ecg_core.xai import explain
     from ecg_core.imaging.preprocess import PreprocessConfig
+    from ecg_core.ml import registry, zoo
+    from ecg_core.xai.explainer import Explainer, ExplainerCache
 
     files = report_files(args.folder, max(2, args.images))
     if len(files) < 2:
@@ -139,13 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         ref = default.run_id if default is not None else None
     if ref is None:
         return cannot_run(BENCH, f"no usable model in {paths.models_dir()}")
-    run = explain.resolve_run(ref)
-    rows = [bench_model(run.run_id, explain.ExplainerCache().get(run), registry.preprocess_config_of(run), files,
+    run = registry.resolve_run(ref, usable=True)
+    rows = [bench_model(run.run_id, ExplainerCache().get(run), registry.preprocess_config_of(run), files,
                         args.rounds)]
     if not args.skip_384:
         cfg = PreprocessConfig(height=384, width=384, channels=3)
         built = zoo.build_model("custom_cnn", input_shape=cfg.input_shape, n_classes=4)
-        ex = explain.Explainer(built.model, class_names=["MI", "History of MI", "Abnormal", "Normal"])
+        ex = Explainer(built.model, class_names=["MI", "History of MI", "Abnormal", "Normal"])
         rows.append(bench_model("custom_cnn 384x384x3 (seeds' reference, random weights)", ex, cfg, files,
                                 args.rounds))
     worst = max(r["ratio"] for r in rows)

@@ -110,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     if not data.is_dir():
         return cannot_run(BENCH, f"dataset folder {data} is absent (set ECG_INSIGHT_SHARED_DATA or pass --data)")
     from ecg_core.imaging.preprocess import PreprocessConfig
-    from ecg_core.ml.train import PROGRESS_FILE, TrainConfig, prepare_data, read_progress, training_rows
+    from ecg_core.ml.progress import PROGRESS_FILE, read_progress
+    from ecg_core.ml.train_config import TrainConfig
+    from ecg_core.ml.train_data import prepare_data, training_rows
 
     h, w, c = args.size
     cfg = TrainConfig(data_dir=str(data), arch=args.arch, preprocess=PreprocessConfig(height=h, width=w, channels=c),

@@ -37,16 +37,25 @@ _PUBLIC: dict[str, str] = {
     "load_image": "ecg_core.imaging.loader", "PreprocessConfig": "ecg_core.imaging.preprocess",
     "preprocess": "ecg_core.imaging.preprocess", "preprocess_file": "ecg_core.imaging.preprocess",
     # ml
-    "scan": "ecg_core.ml.dataset", "audit": "ecg_core.ml.dataset", "split_by_group": "ecg_core.ml.dataset",
-    "kfold_by_group": "ecg_core.ml.dataset", "TrainConfig": "ecg_core.ml.train", "run_training": "ecg_core.ml.train",
+    "scan": "ecg_core.ml.dataset", "audit": "ecg_core.ml.dataset", "split_by_group": "ecg_core.ml.splits",
+    "kfold_by_group": "ecg_core.ml.splits", "TrainConfig": "ecg_core.ml.train_config", "run_training": "ecg_core.ml.train",
     "list_runs": "ecg_core.ml.registry", "read_run": "ecg_core.ml.registry", "load_model": "ecg_core.ml.registry",
-    "RunInfo": "ecg_core.ml.registry", "build_model": "ecg_core.ml.zoo",
+    "RunInfo": "ecg_core.ml.registry", "resolve_run": "ecg_core.ml.registry", "build_model": "ecg_core.ml.zoo",
+    "evaluate_predictions": "ecg_core.ml.evaluate",
     # xai
-    "Explainer": "ecg_core.xai.explain",
+    "Explainer": "ecg_core.xai.explainer", "ExplainerCache": "ecg_core.xai.explainer",
+    "overlay": "ecg_core.xai.overlay", "deletion_insertion": "ecg_core.xai.faithfulness",
     # reports
-    "ReportPipeline": "ecg_core.reports.pipeline", "generate_dataset": "ecg_core.reports.synth",
+    "ReportPipeline": "ecg_core.reports.pipeline", "check_ecg": "ecg_core.reports.ecg_check",
+    "predict_files": "ecg_core.reports.batch", "build_report": "ecg_core.reports.pdf",
+    "generate_dataset": "ecg_core.reports.synth", "make_report": "ecg_core.reports.synth",
     # signals
-    "build_spectral_dataset": "ecg_core.signals.spectral",
+    "read_record": "ecg_core.signals.records", "load_record": "ecg_core.signals.sources",
+    "ensure_demo_records": "ecg_core.signals.demo", "SegmentConfig": "ecg_core.signals.segments",
+    "extract_segments": "ecg_core.signals.segments", "SpectralConfig": "ecg_core.signals.spectral",
+    "build_spectral_dataset": "ecg_core.signals.spectral_dataset",
+    "load_arrhythmia_model": "ecg_core.signals.arrhythmia", "record_segments": "ecg_core.signals.arrhythmia",
+    "predict_segments": "ecg_core.signals.arrhythmia",
 }
 
 # 0.1 module path (ecg_core.<old>) -> its home now; kept importable for one release
@@ -58,11 +67,11 @@ _OLD_PATHS: dict[str, str] = {
     "registry": "ecg_core.ml.registry", "jobs": "ecg_core.ml.jobs", "evaluate": "ecg_core.ml.evaluate",
     "compare": "ecg_core.ml.compare", "modelcard": "ecg_core.ml.modelcard",
     "external_eval": "ecg_core.ml.external_eval",
-    "explain": "ecg_core.xai.explain",
+    "explain": "ecg_core.xai.explainer",
     "ecg_check": "ecg_core.reports.ecg_check", "leads": "ecg_core.reports.leads",
     "pipeline": "ecg_core.reports.pipeline", "report": "ecg_core.reports.pdf", "synth": "ecg_core.reports.synth",
     "synth_render": "ecg_core.reports.synth_render",
-    "spectral": "ecg_core.signals.spectral", "arrhythmia": "ecg_core.signals.arrhythmia",
+    "spectral": "ecg_core.signals.spectral_dataset", "arrhythmia": "ecg_core.signals.arrhythmia",
     "viz_eval": "ecg_core.viz.evaluation", "viz_signals": "ecg_core.viz.signals",
 }
 

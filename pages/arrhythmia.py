@@ -2,72 +2,29 @@
 model's class per beat along the strip, and Grad-CAM mapped back to time (which part of the beat) and frequency."""
 
 import json
-import warnings
 
 import streamlit as st
 
-from app_ui import common
+from app_ui import cache, common
 from ecg_core.signals import arrhythmia as arr
+from ecg_core.signals import sources, spectral_cam
 from ecg_core.core import paths
 from ecg_core.viz import signals as viz_signals
-from ecg_core.signals.records import SegmentConfig
+from ecg_core.signals.segments import SegmentConfig
 
 st.title("💓 Arrhythmia")
 st.caption("Beats and rhythms of one ECG lead, classified as spectral images (6 classes, MIT-BIH conventions). "
            + common.DISCLAIMER)
 
 
-# ----------------------------------------------------------------------------------------------- cached calls
-@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
-def load_model(run_path: str, stamp: str) -> arr.ArrhythmiaModel:
-    return arr.load_arrhythmia_model(run_path)
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def load_explainer(run_path: str, stamp: str) -> arr.SpectralGradcam:
-    return arr.SpectralGradcam(load_model(run_path, stamp).model)
-
-
-@st.cache_data(show_spinner="Reading the record...", max_entries=8)
-def read_record(key: str, path: str, fs: float | None) -> tuple:
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        rec = arr.load_record(path, fs=fs)
-    return rec, [str(w.message) for w in caught]
-
-
-@st.cache_data(show_spinner="Cutting the record into segments...", max_entries=8)
-def cut(key: str, path: str, fs: float | None, seg_json: str, mode: str) -> list:
-    rec, _ = read_record(key, path, fs)
-    return arr.record_segments(rec, SegmentConfig.from_dict(json.loads(seg_json)), mode=mode)
-
-
-@st.cache_data(show_spinner="Classifying every segment...", max_entries=8)
-def predict(key: str, path: str, fs: float | None, mode: str, run_path: str, stamp: str):
-    bundle = load_model(run_path, stamp)
-    segs = cut(key, path, fs, json.dumps(bundle.seg_cfg.to_dict()), mode)
-    return arr.predict_segments(bundle, segs)
-
-
-@st.cache_data(show_spinner=False, max_entries=4)
-def record_splits(run_path: str, stamp: str) -> dict:
-    return arr.record_splits(run_path)
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def strip(key: str, path: str, fs: float | None, seg_json: str, cleaned: bool) -> tuple:
-    rec, _ = read_record(key, path, fs)
-    return arr.strip_signal(rec, seg_cfg=SegmentConfig.from_dict(json.loads(seg_json)), cleaned=cleaned)
-
-
 # ----------------------------------------------------------------------------------------------- the record
-shared = arr.shared_sources()
+shared = sources.shared_sources()
 kinds = ["Demo signals (synthetic)"] + (["Shared MIT-BIH records"] if shared else []) + ["Upload a record"]
 kind = st.radio("Record", kinds, horizontal=True, key="arr_source")
 csv_fs = None
 if kind.startswith("Demo"):
     with common.guard("Creating the demo records"):
-        demos = arr.demo_sources()
+        demos = sources.demo_sources()
     labels = [s.label for s in demos]
     path = demos[labels.index(st.selectbox("Demo record", labels, key="arr_demo"))].path
 elif kind.startswith("Shared"):
@@ -83,10 +40,10 @@ else:
                 "file with a column per lead (values in mV; a `time` column in seconds gives the rate).")
         st.stop()
     with common.guard("Storing the upload"):
-        path = arr.save_upload([(u.name, u.getvalue()) for u in ups])
-key = arr.record_key(path)
+        path = sources.save_upload([(u.name, u.getvalue()) for u in ups])
+key = sources.record_key(path)
 with common.guard("Reading the record"):
-    rec, load_warnings = read_record(key, str(path), csv_fs)
+    rec, load_warnings = cache.arrhythmia_record(key, str(path), csv_fs)
 for msg in load_warnings:
     st.warning(msg)
 
@@ -110,18 +67,18 @@ bundle = None
 if run is not None:
     stamp = f"{run.meta.get('finished', '')}:{(run.path / 'model.keras').stat().st_mtime_ns}"
     with common.guard("Loading the model"):
-        bundle = load_model(str(run.path), stamp)
+        bundle = cache.arrhythmia_model(str(run.path), stamp)
 seg_cfg = bundle.seg_cfg if bundle else SegmentConfig()
 spec_cfg = bundle.spec_cfg if bundle else arr.DEFAULT_SPECTRAL
 seg_json = json.dumps(seg_cfg.to_dict())
 
 with common.guard("Cutting the record"):
     if bundle is not None:
-        table = predict(key, str(path), csv_fs, mode, str(run.path), stamp)
+        table = cache.arrhythmia_predictions(key, str(path), csv_fs, mode, str(run.path), stamp)
     else:
-        table = arr.segment_table(cut(key, str(path), csv_fs, seg_json, mode), pre_s=seg_cfg.pre_s,
-                                  post_s=seg_cfg.post_s)
-    segments = cut(key, str(path), csv_fs, seg_json, mode)
+        table = arr.segment_table(cache.arrhythmia_segments(key, str(path), csv_fs, seg_json, mode),
+                                  pre_s=seg_cfg.pre_s, post_s=seg_cfg.post_s)
+    segments = cache.arrhythmia_segments(key, str(path), csv_fs, seg_json, mode)
 annotations = arr.annotation_table(rec, seg_cfg=seg_cfg)
 m1, m2, m3, m4 = st.columns(4)
 m1.metric("duration", f"{rec.duration_s:.0f} s")
@@ -129,7 +86,7 @@ m2.metric("sampling rate", f"{rec.fs:g} Hz")
 m3.metric("segments", len(table))
 m4.metric("annotated beats", len(annotations))
 if bundle is not None:
-    where = record_splits(str(run.path), stamp).get(rec.record_id)
+    where = cache.arrhythmia_record_splits(str(run.path), stamp).get(rec.record_id)
     if where in ("train", "val"):
         st.warning(f"Record {rec.record_id} was in this model's **{where}** split: its predictions here are "
                    "optimistic. Only records of the test split (or new recordings) show how the model generalises.")
@@ -149,7 +106,7 @@ seg = segments[i]
 
 cleaned = st.checkbox("filtered signal (as the model sees it)", True, key="arr_cleaned",
                       help=f"{seg_cfg.clean_method} {seg_cfg.lowcut:g}-{seg_cfg.highcut:g} Hz; unticked: the raw lead.")
-times, lead, lead_name = strip(key, str(path), csv_fs, seg_json, cleaned)
+times, lead, lead_name = cache.arrhythmia_strip(key, str(path), csv_fs, seg_json, cleaned)
 t_sel = float(row["time_s"])
 window = (max(0.0, t_sel - 30.0), min(rec.duration_s, t_sel + 30.0))
 fig = viz_signals.signal_strip(
@@ -176,8 +133,8 @@ if bundle is not None:
     target = row["pred"] if choice == "predicted class" else choice
     with common.guard("Grad-CAM"):
         x = arr.model_inputs(image.image[None], bundle.preprocess)[0]
-        cam = load_explainer(str(run.path), stamp)(x, class_index=keys.index(target))
-        mapping = arr.map_cam(cam, image, pre_s=seg_cfg.pre_s, anchor_time_s=float(row["time_s"]),
+        cam = cache.arrhythmia_explainer(str(run.path), stamp)(x, class_index=keys.index(target))
+        mapping = spectral_cam.map_cam(cam, image, pre_s=seg_cfg.pre_s, anchor_time_s=float(row["time_s"]),
                               beat=row["kind"] == "beat")
 left, right = st.columns([3, 2])
 image_title = f"{spec_cfg.method.upper()} image {spec_cfg.size[0]}x{spec_cfg.size[1]}"

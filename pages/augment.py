@@ -4,17 +4,14 @@ computed from the training split (the same plan and pipeline the training job us
 import warnings
 from dataclasses import fields, replace
 
-import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_ui import common
+from app_ui import cache, common
 from ecg_core.imaging import augment
-from ecg_core.ml import dataset
+from ecg_core.ml import splits
 from ecg_core.core.errors import EcgCoreError
-from ecg_core.imaging.loader import load_image
-from ecg_core.imaging.preprocess import PreprocessConfig, preprocess
 
 st.title("🎛️ Augment")
 st.caption("Augmentation runs online, on the training split only; validation and test images are never "
@@ -79,18 +76,9 @@ n = c3.select_slider("variants", [4, 6, 8, 12], 8, key="aug_n")
 on_model_input = st.toggle("show on the preprocessed model input (what training sees)", True, key="aug_model_input")
 
 
-@st.cache_data(show_spinner=False, max_entries=16)
-def _source_image(path: str, model_input: bool) -> np.ndarray:
-    rgb = load_image(path).rgb
-    if not model_input:
-        return rgb
-    res = preprocess(rgb, PreprocessConfig(height=384, width=640, channels=1), keep_steps=False)
-    return np.clip(res.final[:, :, 0] * 255, 0, 255).astype(np.uint8)
-
-
 path = ok.loc[ok["rel_path"] == rel, "path"].iloc[0]
 with common.guard("Loading the image"):
-    src = _source_image(path, on_model_input)
+    src = cache.augment_source(path, on_model_input)
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")  # risks are shown above as page warnings
     variants = augment.preview_grid(src, cfg, n=int(n), seed=int(seed))
@@ -110,7 +98,7 @@ b1, b2, b3 = st.columns(3)
 split_seed = b1.number_input("split seed", 0, 10_000, 0, key="aug_split_seed")
 target = b2.selectbox("balance every class up to", ["max", "median", "mean"], key="aug_target")
 max_mult = b3.slider("largest multiplier", 1, 20, 12, key="aug_max_mult")
-split = dataset.split_by_group(index, seed=int(split_seed))
+split = splits.split_by_group(index, seed=int(split_seed))
 train = split[split["split"] == "train"]
 if train.empty:
     st.info("No training images in this dataset (no class folder matched the label preset).")

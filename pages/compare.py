@@ -8,37 +8,14 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from app_ui import common
+from app_ui import cache, common, widgets
 from ecg_core.core import paths
-from ecg_core.ml import compare, evaluate, registry
+from ecg_core.ml import compare, leakage_demo, registry, report
 from ecg_core.viz import evaluation as viz_eval
 from ecg_core.core.errors import EcgCoreError
 
 GALLERY_COLUMNS = 4
 BADGE = {"ok": st.success, "leaky": st.warning, "unknown": st.info}
-
-
-# ------------------------------------------------------------------------------------------- cached loaders
-@st.cache_data(show_spinner=False, max_entries=128)
-def load_record(run_path: str, signature: str) -> compare.RunRecord:
-    return compare.load_run_record(Path(run_path))
-
-
-@st.cache_data(show_spinner=False, max_entries=32)
-def load_misclassified(run_path: str, signature: str) -> pd.DataFrame | None:
-    preds = compare.load_predictions(Path(run_path))
-    return None if preds is None else compare.misclassified(preds)
-
-
-@st.cache_data(show_spinner=False, max_entries=64)
-def measure_latency(run_path: str, signature: str, n: int) -> dict:
-    model = registry.load_model(Path(run_path))
-    return compare.measure_latency(model, n=n).to_dict()
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def leakage_demos(models_dir: str, signature: str) -> list[dict]:
-    return compare.find_leakage_demos(registry.list_runs(models_dir))
 
 
 def chart(fig, name: str) -> None:
@@ -60,7 +37,7 @@ st.caption(
 models_dir = paths.models_dir()
 with common.guard("Reading the model registry"):
     infos = registry.list_runs(models_dir)
-    records = [load_record(str(r.path), compare.run_signature(r)) for r in infos]
+    records = [cache.run_record(str(r.path), compare.run_signature(r)) for r in infos]
 if not records:
     st.info(
         f"No trained runs yet in `{models_dir}`. Train a model on the Train page (or "
@@ -70,20 +47,14 @@ if not records:
 
 usable = [r for r in records if r.usable]
 unusable = [r for r in records if not r.usable]
-if unusable:
-    with st.expander(f"{len(unusable)} run(s) cannot be compared", expanded=not usable):
-        st.dataframe(
-            pd.DataFrame({"run": [r.run_id for r in unusable], "status": [r.status for r in unusable],
-                          "reason": [r.problem for r in unusable]}),
-            hide_index=True, width="stretch",
-        )
+widgets.unusable_runs(unusable, f"{len(unusable)} run(s) cannot be compared", expanded=not usable)
 if not usable:
     st.warning("None of the runs in the registry can be compared yet: see the reasons above.")
     st.stop()
 
 # ---------------------------------------------------------------------------------- leakage demonstration
-demo_sig = "|".join(compare.run_signature(r) for r in infos if r.run_id.startswith(compare.LEAKDEMO_PREFIX))
-demos = leakage_demos(str(models_dir), demo_sig) if demo_sig else []
+demo_sig = "|".join(compare.run_signature(r) for r in infos if r.run_id.startswith(leakage_demo.LEAKDEMO_PREFIX))
+demos = cache.leakage_demos(str(models_dir), demo_sig) if demo_sig else []
 with st.expander("🎓 Leakage demonstration: random file-level split vs group-aware split", expanded=bool(demos)):
     if not demos:
         st.caption(
@@ -134,7 +105,7 @@ if st.session_state.get("compare_latency_on"):
     with st.spinner("Loading models and timing forward passes..."):
         for r in sel:
             try:
-                latency[r.run_id] = measure_latency(r.path, compare.run_signature(Path(r.path)), n_passes)
+                latency[r.run_id] = cache.latency(r.path, compare.run_signature(Path(r.path)), n_passes)
             except EcgCoreError as e:
                 latency_errors[r.run_id] = str(e)
 
@@ -150,7 +121,7 @@ for r in sel:
 
 # ------------------------------------------------------------------------------------------ metric charts
 chart(viz_eval.metrics_by_model(reports), "metrics-by-model")
-same_classes, why = evaluate.compatible_class_sets(reports)
+same_classes, why = report.compatible_class_sets(reports)
 if same_classes:
     chart(viz_eval.metrics_by_class(reports), "metrics-by-class")
 else:
@@ -171,7 +142,7 @@ for i, r in enumerate(sel):
 if len(sel) > 1:
     if same_classes:
         with st.expander("Pooled confusion matrix (counts summed over the selected runs)"):
-            chart(viz_eval.confusion_heatmap(evaluate.merge_confusion(reports), class_names=sel[0].report.class_names,
+            chart(viz_eval.confusion_heatmap(report.merge_confusion(reports), class_names=sel[0].report.class_names,
                                              title="pooled"), "confusion-pooled")
     else:
         st.caption(f"No pooled confusion matrix: {why}.")
@@ -215,7 +186,7 @@ st.subheader("Misclassified test images")
 gallery_run = st.selectbox("Run", chosen, key="compare_gallery_run")
 run = by_id[gallery_run]
 with common.guard("Reading the predictions"):
-    wrong = load_misclassified(run.path, compare.run_signature(Path(run.path)))
+    wrong = cache.misclassified(run.path, compare.run_signature(Path(run.path)))
 if wrong is None:
     st.info(f"{gallery_run} has no predictions.csv.")
 elif wrong.empty:
@@ -228,7 +199,7 @@ else:
     cols = st.columns(GALLERY_COLUMNS)
     for i, row in enumerate(wrong.head(shown).itertuples(index=False)):
         with cols[i % GALLERY_COLUMNS]:
-            thumb = common.thumbnail(row.path, 320) if Path(row.path).is_file() else None
+            thumb = cache.thumbnail(row.path, 320) if Path(row.path).is_file() else None
             if thumb is not None:
                 st.image(thumb, width="stretch")
             else:

@@ -2,8 +2,8 @@
 
 import streamlit as st
 
-from app_ui import common
-from ecg_core.ml import dataset
+from app_ui import cache, common
+from ecg_core.ml import dataset, splits
 from ecg_core.viz import common as viz
 
 st.title("🗂️ Data")
@@ -63,7 +63,7 @@ else:
                + (" (near copies: resized or re-encoded)" if n_exact > 1 else " (byte-identical copies)"))
     cols = st.columns(min(4, len(members)))
     for i, (_, m) in enumerate(members.head(8).iterrows()):
-        thumb = common.thumbnail(m["path"])
+        thumb = cache.thumbnail(m["path"])
         with cols[i % len(cols)]:
             if thumb is not None:
                 st.image(thumb, caption=m["rel_path"], width="stretch")
@@ -76,9 +76,9 @@ seed = s1.number_input("seed", 0, 10_000, 0, key="data_seed")
 val = s2.slider("validation share", 0.0, 0.4, 0.15, 0.05, key="data_val")
 test = s3.slider("test share", 0.05, 0.4, 0.15, 0.05, key="data_test")
 with common.guard("Splitting"):
-    split = dataset.split_by_group(index, val_frac=val, test_frac=test, seed=int(seed))
-    table = dataset.split_table(split)
-leaks = dataset.leakage(split)
+    split = splits.split_by_group(index, val_frac=val, test_frac=test, seed=int(seed))
+    table = splits.split_table(split)
+leaks = splits.leakage(split)
 if leaks.empty:
     st.success("Leakage check passed: every duplicate group sits in exactly one split.")
 else:  # cannot happen with split_by_group, but the check is real
@@ -86,7 +86,7 @@ else:  # cannot happen with split_by_group, but the check is real
     st.dataframe(leaks, hide_index=True)
 st.plotly_chart(viz.split_bar(table), width="stretch")
 st.dataframe(table, width="stretch")
-naive = dataset.leakage(dataset.random_file_split(index, val_frac=val, test_frac=test, seed=int(seed)))
+naive = splits.leakage(splits.random_file_split(index, val_frac=val, test_frac=test, seed=int(seed)))
 if not naive.empty:
     st.info(f"For comparison: a random file-level split with the same seed would leak {len(naive)} duplicate "
             f"groups ({int(naive['n_files'].sum())} files) across train/val/test.")

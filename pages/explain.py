@@ -1,100 +1,32 @@
 """Explain page: pick a trained model and a report, check that it is an ECG, see the prediction, the heatmap on the
 report for any class and method (shown at display resolution, downloadable at full resolution), attention per
-lead, faithfulness checks, a PDF report, and a batch mode for folders or zips. Widgets -> ``ecg_core.reports.pipeline``
-(cached per model) -> figures; keys are prefixed ``explain_``.
+lead, faithfulness checks and a PDF report. Widgets -> ``ecg_core.reports.pipeline`` (cached per model,
+:mod:`app_ui.cache`) -> figures; keys are prefixed ``explain_``. A folder or a zip of reports: the Batch predict page.
 
 Another page can open an image here with ``st.session_state["explain_path"] = "/path/to/report.jpg"``.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import cv2
 import numpy as np
-import pandas as pd
 import streamlit as st
 
-from app_ui import common
-from ecg_core.core import labels, paths
-from ecg_core.ml import registry
-from ecg_core.reports import leads, pipeline, pdf as report
-from ecg_core.xai import explain
-from ecg_core.imaging import preprocess as pp
+from app_ui import cache, common, widgets
+from ecg_core.core import paths
 from ecg_core.core.errors import EcgCoreError
+from ecg_core.core.hashing import file_hash
 from ecg_core.imaging.loader import read_bytes
-
-st.title("🔎 Explain")
-st.caption(common.DISCLAIMER)
-
-
-@contextlib.contextmanager
-def safe(action: str) -> Iterator[None]:
-    """Like :func:`common.guard`, for model code too: any failure becomes a message, never a traceback."""
-    with common.guard(action):
-        try:
-            yield
-        except (EcgCoreError, OSError, ValueError):
-            raise  # common.guard shows these
-        except Exception as e:  # TensorFlow/Keras raise their own types; the UI shows a message only
-            first = str(e).splitlines()[0][:300] if str(e) else ""
-            st.error(f"{action} failed: {type(e).__name__}: {first}")
-            st.stop()
-
-
-def folder_signature(folder: str) -> str:
-    """Cheap change detector of a batch folder: number of files and newest modification time."""
-    p = Path(folder)
-    if not p.is_dir():
-        return folder
-    stats = [f.stat().st_mtime_ns for f in p.rglob("*") if f.is_file()]
-    return f"{len(stats)}:{max(stats, default=0)}"
-
-
-# ------------------------------------------------------------------------------------------------ cached calls
-def get_explainer(run: registry.RunInfo) -> explain.Explainer:
-    warm = common.start_warmup()
-    state = warm.state()
-    with st.spinner(f"Loading model {run.run_id}..."):
-        if state.status == "warming" and state.run_id in (None, run.run_id):
-            warm.wait(timeout=120)  # the start-up warm-up is loading this model: wait for it, do not load it twice
-        return common.explainer_cache().get(run)
-
-
-@st.cache_resource(show_spinner=False, max_entries=4)
-def report_pipeline(run_key: str, _explainer: explain.Explainer, _cfg: pp.PreprocessConfig) -> pipeline.ReportPipeline:
-    """One pipeline per model (keyed by run folder and model file time): its caches keep a second method, class
-    or opacity from decoding and preprocessing the report again."""
-    return pipeline.ReportPipeline(_explainer, _cfg, cache_size=8)
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def faithfulness_cached(run_key: str, file_hash: str, cfg_hash: str, method: str, class_index: int,
-                        _explainer: explain.Explainer, _x: np.ndarray, _heatmap: np.ndarray
-                        ) -> tuple[explain.FaithfulnessResult, explain.RandomisationCheck]:
-    faith = explain.deletion_insertion(_explainer, _x, _heatmap, class_index=class_index)
-    sanity = explain.randomisation_check(_explainer, _x, method=method, class_index=class_index, heatmap=_heatmap)
-    return faith, sanity
-
-
-@st.cache_data(show_spinner=False, max_entries=8)
-def pdf_cached(key: str, _content: report.ReportContent) -> bytes:
-    return report.build_report(_content)
-
-
-@st.cache_data(show_spinner="Predicting every file of the batch...", max_entries=8)
-def batch_cached(run_key: str, folder: str, signature: str, check: bool, _explainer: explain.Explainer,
-                 _cfg: pp.PreprocessConfig) -> pd.DataFrame:
-    files = explain.list_batch_files(folder)
-    return explain.predict_files(_explainer, _cfg, files, class_names=_explainer.class_names, root=folder,
-                                 check=check, cache_root=paths.cache_dir())
-
-
-def run_key(run: registry.RunInfo) -> str:
-    model = run.path / registry.MODEL_FILE
-    return f"{run.path.resolve()}:{model.stat().st_mtime_ns if model.exists() else 0}"
+from ecg_core.ml import registry
+from ecg_core.reports import leads, pipeline
+from ecg_core.reports import pdf as report
+from ecg_core.reports.localisation import lead_mass_score, pointing_game
+from ecg_core.reports.messages import class_messages, training_domain_note
+from ecg_core.viz.explain import faithfulness_figure, probability_figure
+from ecg_core.xai.methods import method_title
+from ecg_core.xai.overlay import overlay
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -102,67 +34,12 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buf.tobytes() if ok else b""
 
 
-# ------------------------------------------------------------------------------------------------ model picker
-# only models that read report images: a spectral-beat arrhythmia model has no meaning on a 12-lead report
-runs = registry.list_runs(paths.models_dir(), input_kind=labels.INPUT_REPORT_IMAGE)
-usable = {r.run_id: r for r in runs if r.usable}
-unusable = [r for r in runs if not r.usable]
-if unusable:
-    with st.expander(f"{len(unusable)} runs cannot be used"):
-        st.dataframe(pd.DataFrame({"run": [r.run_id for r in unusable], "status": [r.status for r in unusable],
-                                   "reason": [r.problem or f"status {r.status}" for r in unusable]}),
-                     hide_index=True, width="stretch")
-if not usable:
-    st.info(f"No trained model is available in `{paths.models_dir()}`. Train one on the Train page (or with "
-            "`python -m ecg_core train --data <folder>`), then come back to explain its predictions.")
-    st.stop()
-default = registry.choose_default(runs)
-run_id = st.selectbox("Model", list(usable), format_func=lambda r: usable[r].label, key="explain_run",
-                      index=list(usable).index(default.run_id) if default is not None and default.run_id in usable
-                      else 0)
-run = usable[run_id]
-with safe("Reading the model's preprocessing"):
-    cfg = registry.preprocess_config_of(run)
-with safe(f"Loading model {run_id}"):
-    explainer = get_explainer(run)
-rkey = run_key(run)
+st.title("🔎 Explain")
+st.caption(common.DISCLAIMER)
 
-mode = st.radio("Mode", ["Single report", "Batch (folder or zip)"], horizontal=True, key="explain_mode")
-
-# ------------------------------------------------------------------------------------------------ batch mode
-if mode.startswith("Batch"):
-    st.caption("One row per file: the predicted class, or why there is none (unreadable, not an ECG report). "
-               "The model's stored preprocessing is used. Research and education use only — not a diagnosis.")
-    source = st.radio("Files", ["Folder path", "Zip upload"], horizontal=True, key="explain_batch_source")
-    folder = ""
-    if source == "Folder path":
-        folder = st.text_input("Folder with report images (searched recursively)", key="explain_batch_dir").strip()
-    else:
-        up = st.file_uploader("Zip of report images", type=["zip"], key="explain_batch_zip")
-        if up is not None:
-            with safe(f"Extracting {up.name}"):
-                root, skipped = explain.extract_batch_zip(up.getvalue(), paths.uploads_dir())
-            folder = str(root)
-            if skipped:
-                st.warning(f"{len(skipped)} entries of the zip were not extracted, e.g. "
-                           + "; ".join(f"{n} ({why})" for n, why in skipped[:3]))
-    refuse = st.checkbox("Refuse images that are not recognised as ECG reports", True, key="explain_batch_check")
-    if st.button("Predict the batch", key="explain_batch_run", disabled=not folder):
-        st.session_state["explain_batch_request"] = folder
-    if not folder or st.session_state.get("explain_batch_request") != folder:
-        st.info("Choose a folder or a zip, then press **Predict the batch**.")
-        st.stop()
-    with safe("Predicting the batch"):
-        table = batch_cached(rkey, folder, folder_signature(folder), refuse, explainer, cfg)
-    c1, c2, c3, c4 = st.columns(4)
-    c1.metric("files", len(table))
-    c2.metric("predicted", int((table["predicted"] != "").sum()))
-    c3.metric("not an ECG", int(table["reason"].str.startswith(explain.REASON_NOT_ECG).sum()))
-    c4.metric("unreadable", int(table["reason"].str.startswith(explain.REASON_UNREADABLE).sum()))
-    st.dataframe(table, hide_index=True, width="stretch")
-    st.download_button("Download predictions (CSV)", table.to_csv(index=False).encode(), "predictions.csv",
-                       "text/csv", key="explain_batch_csv")
-    st.stop()
+model = widgets.pick_report_model()
+run, run_id, usable, cfg, explainer, rkey = (model.run, model.run_id, model.usable, model.cfg, model.explainer,
+                                             model.key)
 
 # ------------------------------------------------------------------------------------------------ one report
 data: bytes | None = None
@@ -205,20 +82,20 @@ else:
         rel = st.selectbox("Report from the current dataset", ok["rel_path"].tolist(), key="explain_sample")
         path = Path(ok.loc[ok["rel_path"] == rel, "path"].iloc[0])
 if path is not None:
-    with safe("Reading the image"):
+    with common.safe("Reading the image"):
         data = read_bytes(path)
     name = path.name
 assert data is not None
 
-fhash = explain.file_hash(data)
+fhash = file_hash(data)
 chash = cfg.config_hash()
-pipe = report_pipeline(rkey, explainer, cfg)
+pipe = cache.report_pipeline(rkey, explainer, cfg)
 sidecar = leads.load_sidecar(path) if path is not None else None
 # the method chosen last (or the first one): for the top class one pass gives the prediction and the map, while
 # the ECG check and the lead detection run beside it
 chosen = st.session_state.get("explain_method")
 first_method = chosen if chosen in explainer.methods else explainer.methods[0]
-with safe("Predicting"), st.spinner("Reading, predicting and explaining..."):
+with common.safe("Predicting"), st.spinner("Reading, predicting and explaining..."):
     try:
         prepared, first = pipe.analyse(data, name, method=first_method, sidecar=sidecar, key=fhash)
     except EcgCoreError as e:  # unreadable or unusable image (the model's own failures go to safe() above)
@@ -228,11 +105,7 @@ pre, rgb, check, layout = prepared.pre, prepared.rgb, prepared.check, prepared.l
 for note in pre.notes:
     st.info(note)
 with st.expander("Preprocessing steps (the model's stored configuration)"):
-    steps = pre.steps[1:]
-    for row in range(0, len(steps), 3):
-        cols = st.columns(3)
-        for col, (label, step) in zip(cols, steps[row : row + 3]):
-            col.image(step, caption=f"{label} · {step.shape[1]}x{step.shape[0]}", width="stretch")
+    widgets.step_grid(pre.steps[1:])
     st.caption(f"crop box (x0, y0, x1, y1) in the pixels of the decoded image ({pre.original_shape[1]}x"
                f"{pre.original_shape[0]}): {pre.crop_box} · config hash `{chash}`")
 
@@ -251,9 +124,9 @@ else:
 # ------------------------------------------------------------------------------------------------ prediction
 probs, top = first.probs, first.top
 left, right = st.columns([3, 2])
-left.plotly_chart(explain.probability_figure(probs, explainer.class_names), width="stretch",
+left.plotly_chart(probability_figure(probs, explainer.class_names), width="stretch",
                   key="explain_probs_fig")
-domain = explain.training_domain_note(run.data_source, input_synthetic=sidecar is not None)
+domain = training_domain_note(run.data_source, input_synthetic=sidecar is not None)
 with right:
     st.markdown(f"**Model output:** {explainer.class_names[top]} ({probs[top]:.0%})")
     if not domain.matches:
@@ -261,27 +134,27 @@ with right:
     else:
         st.caption(domain.text)
     st.caption("A research model's output, not a diagnosis.")
-    for msg in explain.class_messages(probs, explainer.class_names, preset=str(run.meta.get("preset", "cardiac-4"))):
+    for msg in class_messages(probs, explainer.class_names, preset=str(run.meta.get("preset", "cardiac-4"))):
         with st.expander(f"{msg.class_name}: {msg.probability:.0%}", expanded=msg.class_index == top):
             st.write(msg.text)
 
 # ------------------------------------------------------------------------------------------------ explanation
 c1, c2, c3 = st.columns(3)
-method = c1.selectbox("Method", explainer.methods, format_func=explain.method_title, key="explain_method")
+method = c1.selectbox("Method", explainer.methods, format_func=method_title, key="explain_method")
 # one selector per (model, image): a new image or model starts at its own top class; a choice made for the previous
 # image never carries over (a widget with a fixed key would keep it while showing the new default)
 class_index = c2.selectbox("Explain class", list(range(len(explainer.class_names))), index=top,
                            format_func=lambda i: f"{explainer.class_names[i]} ({probs[i]:.0%})",
                            key=f"explain_class:{run_id}:{fhash}")
 alpha = c3.slider("Heatmap opacity", 0.0, 1.0, 0.55, 0.05, key="explain_alpha")
-with safe(f"Computing {explain.method_title(method)}"):
-    with st.spinner(f"{explain.method_title(method)}..."):
+with common.safe(f"Computing {method_title(method)}"):
+    with st.spinner(f"{method_title(method)}..."):
         ex = pipe.explain(prepared, method=method, class_index=int(class_index))
 for note in ex.notes:
     st.warning(note)
-over = explain.overlay(rgb, ex.heatmap_display, alpha=alpha)
+over = overlay(rgb, ex.heatmap_display, alpha=alpha)
 orig_w, orig_h = prepared.original_size
-st.image(over, caption=f"{explain.method_title(method)} for “{explainer.class_names[class_index]}” on the report "
+st.image(over, caption=f"{method_title(method)} for “{explainer.class_names[class_index]}” on the report "
                        f"(shown at {rgb.shape[1]}x{rgb.shape[0]}; original {orig_w}x{orig_h})", width="stretch")
 st.download_button("Download the overlay (PNG, full resolution)",
                    lambda: png_bytes(pipeline.full_resolution_overlay(data, name, ex, alpha=alpha)),
@@ -291,14 +164,14 @@ st.download_button("Download the overlay (PNG, full resolution)",
 if st.toggle("Side-by-side comparison", key="explain_compare"):
     kind = st.radio("Compare with", ["another method", "another model"], horizontal=True, key="explain_compare_kind")
     a, b = st.columns(2)
-    a.image(over, caption=f"{run_id} · {explain.method_title(method)}", width="stretch")
+    a.image(over, caption=f"{run_id} · {method_title(method)}", width="stretch")
     if kind == "another method":
         others = [m for m in explainer.methods if m != method]
-        m2 = st.selectbox("Second method", others, format_func=explain.method_title, key="explain_method2")
-        with safe(f"Computing {explain.method_title(m2)}"):
+        m2 = st.selectbox("Second method", others, format_func=method_title, key="explain_method2")
+        with common.safe(f"Computing {method_title(m2)}"):
             ex2 = pipe.explain(prepared, method=m2, class_index=int(class_index))
-        b.image(explain.overlay(rgb, ex2.heatmap_display, alpha=alpha), caption=f"{run_id} · "
-                f"{explain.method_title(m2)}", width="stretch")
+        b.image(overlay(rgb, ex2.heatmap_display, alpha=alpha), caption=f"{run_id} · "
+                f"{method_title(m2)}", width="stretch")
     else:
         others = [r for r in usable if r != run_id]
         if not others:
@@ -306,17 +179,17 @@ if st.toggle("Side-by-side comparison", key="explain_compare"):
         else:
             r2 = usable[st.selectbox("Second model", others, format_func=lambda r: usable[r].label,
                                      key="explain_run2")]
-            with safe(f"Explaining with {r2.run_id}"):
+            with common.safe(f"Explaining with {r2.run_id}"):
                 cfg2 = registry.preprocess_config_of(r2)
-                exp2 = get_explainer(r2)
-                pipe2 = report_pipeline(run_key(r2), exp2, cfg2)
+                exp2 = cache.get_explainer(r2)
+                pipe2 = cache.report_pipeline(cache.run_key(r2), exp2, cfg2)
                 prepared2 = pipe2.prepare(data, name, sidecar=sidecar, key=fhash)
                 target = explainer.class_names[class_index]
                 ci2 = exp2.class_names.index(target) if target in exp2.class_names else None
                 m2 = method if method in exp2.methods else exp2.methods[0]
                 ex2 = pipe2.explain(prepared2, method=m2, class_index=ci2)
-            b.image(explain.overlay(prepared2.rgb, ex2.heatmap_display, alpha=alpha), caption=f"{r2.run_id} · "
-                    f"{explain.method_title(m2)} for “{exp2.class_names[ex2.class_index]}”", width="stretch")
+            b.image(overlay(prepared2.rgb, ex2.heatmap_display, alpha=alpha), caption=f"{r2.run_id} · "
+                    f"{method_title(m2)} for “{exp2.class_names[ex2.class_index]}”", width="stretch")
 
 # ------------------------------------------------------------------------------------------------ leads
 st.subheader("Attention per lead")
@@ -334,8 +207,8 @@ with rc:
     st.caption(f"{table.attrs.get('outside_mass', 0.0):.0%} of the attention lies outside every lead box.")
     if sidecar and sidecar.get("pathology_leads"):
         truth = list(sidecar["pathology_leads"])
-        lm = explain.lead_mass_score(ex.heatmap_display, layout.boxes, truth, region=prepared.crop_box)
-        hit = explain.pointing_game(ex.heatmap_display, layout.boxes, truth)
+        lm = lead_mass_score(ex.heatmap_display, layout.boxes, truth, region=prepared.crop_box)
+        hit = pointing_game(ex.heatmap_display, layout.boxes, truth)
         st.caption(f"Synthetic ground truth: pathology in {', '.join(truth)} · pointing game "
                    f"{'hit' if hit else 'miss'} · {lm.mass_fraction:.0%} of the attention there "
                    f"({lm.ratio:.1f}x their area share)")
@@ -350,10 +223,10 @@ if st.button("Run the faithfulness checks (deletion / insertion curves, model-ra
              key="explain_faith_run"):
     st.session_state["explain_faith_key"] = faith_key
 if st.session_state.get("explain_faith_key") == faith_key:
-    with safe("The faithfulness checks"), st.spinner("Deleting and inserting regions, randomising layers..."):
-        faith, sanity = faithfulness_cached(rkey, fhash, chash, method, int(class_index), explainer, pre.final,
-                                            ex.heatmap)
-    st.plotly_chart(explain.faithfulness_figure(faith), width="stretch", key="explain_faith_fig")
+    with common.safe("The faithfulness checks"), st.spinner("Deleting and inserting regions, randomising layers..."):
+        faith, sanity = cache.faithfulness(rkey, fhash, chash, method, int(class_index), explainer, pre.final,
+                                           ex.heatmap)
+    st.plotly_chart(faithfulness_figure(faith), width="stretch", key="explain_faith_fig")
     st.write(faith.summary + ".")
     (st.success if sanity.passed else st.warning)(sanity.message + ".")
 else:
@@ -366,10 +239,10 @@ st.subheader("Report")
 if st.toggle("Prepare a PDF report", key="explain_pdf_on"):
     content = report.ReportContent(
         image=rgb, overlay=over, probs=probs, class_names=explainer.class_names, run_meta=run.meta,
-        method_title=explain.method_title(method), explained_class=explainer.class_names[class_index],
+        method_title=method_title(method), explained_class=explainer.class_names[class_index],
         image_name=name, lead_table=table, layout_message=layout.message, ecg_check_message=check.message,
         notes=ex.notes)
-    with safe("Building the PDF"):
-        pdf = pdf_cached(f"{faith_key}|{alpha:.2f}|{layout.source}", content)
+    with common.safe("Building the PDF"):
+        pdf = cache.pdf_report(f"{faith_key}|{alpha:.2f}|{layout.source}", content)
     st.download_button("Download the PDF report", pdf, f"{Path(name).stem}_explained.pdf", "application/pdf",
                        key="explain_pdf")

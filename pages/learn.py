@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_ui import common
+from app_ui import assets, cache, common
 from ecg_core.reports import synth
 from ecg_core.core.labels import get_preset
 
@@ -13,34 +13,8 @@ PRESET = get_preset(synth.PRESET_NAME)
 _PAPERS = (*synth.GRID_STYLES, "black & white")
 
 
-@st.cache_data(show_spinner="Drawing the report...", max_entries=64)
-def _report(
-    cls: str,
-    subtype: str | None,
-    territory: str | None,
-    heart_rate: float | None,
-    severity: float,
-    noise: float,
-    seed: int,
-    paper: str,
-    artifacts: bool,
-    highlight: bool,
-) -> tuple[object, dict]:
-    spec = synth.SynthSpec(cls, subtype=subtype, territory=territory, heart_rate=heart_rate, severity=severity,
-                           noise=noise, seed=seed)
-    bw = paper == "black & white"
-    options = synth.RenderOptions(grid="pink" if bw else paper, black_and_white=bw, artifacts=artifacts)
-    image, sidecar = synth.make_report(spec, options)
-    if highlight:
-        image = synth.highlight_leads(image, sidecar)
-    return image, sidecar
-
-
 st.title("Learn: reading a 12-lead ECG")
-st.caption(
-    "Synthetic reports drawn from a parametric heart model — every image comes with its ground truth (class, "
-    "affected leads and their boxes). Teaching material only, not for diagnosis."
-)
+st.caption(assets.text("learn"))
 
 c1, c2, c3 = st.columns(3)
 with c1:
@@ -69,7 +43,8 @@ with st.expander("Heart rate, severity, noise and paper", expanded=False):
 highlight = st.checkbox("Highlight the affected leads", value=True, key="learn_highlight")
 
 with common.guard("Drawing the report"):
-    image, sidecar = _report(cls, subtype, territory, heart_rate, severity, noise, seed, paper, artifacts, highlight)
+    image, sidecar = cache.synth_report(cls, subtype, territory, heart_rate, severity, noise, seed, paper,
+                                        artifacts, highlight)
 
 info = PRESET.info(cls)
 affected = [lead.replace("_", " ") for lead in sidecar["pathology_leads"]]

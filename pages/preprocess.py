@@ -4,7 +4,7 @@ import json
 
 import streamlit as st
 
-from app_ui import common
+from app_ui import common, widgets
 from ecg_core.core.errors import EcgCoreError
 from ecg_core.imaging.loader import load_image
 from ecg_core.imaging.preprocess import CROP_MODES, PreprocessConfig, preprocess
@@ -75,11 +75,7 @@ a.image(res.final if res.final.shape[2] == 3 else res.final[:, :, 0], clamp=True
         caption=f"after: model input {cfg.width}x{cfg.height}x{cfg.channels}", width="stretch")
 
 st.subheader("Every step")
-steps = res.steps[1:]
-for row in range(0, len(steps), 3):
-    cols = st.columns(3)
-    for col, (label, step) in zip(cols, steps[row : row + 3]):
-        col.image(step, caption=f"{label} · {step.shape[1]}x{step.shape[0]}", width="stretch")
+widgets.step_grid(res.steps[1:])
 st.caption(f"crop box (x0, y0, x1, y1) in original pixels: {res.crop_box}")
 with st.expander("Configuration (stored with trained models)"):
     st.code(json.dumps(cfg.to_dict(), indent=1), language="json")

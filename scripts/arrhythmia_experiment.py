@@ -2,7 +2,7 @@
 
 Both schemes train the same small CNN with the same settings on the same images; only the folds differ:
 
-* **record**: whole records (patients) per fold (:func:`ecg_core.signals.spectral.record_kfold`) — every test beat comes
+* **record**: whole records (patients) per fold (:func:`ecg_core.signals.spectral_dataset.record_kfold`) — every test beat comes
   from a patient the model never saw, as in use;
 * **beat**: beats shuffled into folds regardless of their record (scikit-learn ``StratifiedKFold``) — beats of one
   patient sit on both sides, and the model is rewarded for recognising the patient.
@@ -41,7 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from ecg_core.core import paths  # noqa: E402
 from ecg_core.core.errors import ConfigError  # noqa: E402
 from ecg_core.core.labels import get_preset  # noqa: E402
-from ecg_core.signals.spectral import SpectralConfig, build_spectral_dataset, record_kfold  # noqa: E402
+from ecg_core.signals.spectral import SpectralConfig  # noqa: E402
+from ecg_core.signals.spectral_dataset import build_spectral_dataset, record_kfold  # noqa: E402
 
 PRESET = get_preset("arrhythmia-6")
 
@@ -113,7 +114,7 @@ def cross_validate(X: np.ndarray, y: np.ndarray, folds: np.ndarray, *, arch: str
 
 def summarise(report: Any) -> dict[str, Any]:
     """The numbers the model card needs from an EvalReport."""
-    from ecg_core.ml.evaluate import ci_key
+    from ecg_core.ml.report import ci_key
 
     return {
         "n": report.n,
@@ -164,8 +165,9 @@ def run_cv(args: argparse.Namespace, data: Path) -> dict[str, Any]:
 
 def full_test(run_path: Path, records: list[Path], *, boot: int, seed: int) -> dict[str, Any]:
     """Evaluate a run on every labelled beat / VF window of its test-split records (no cap) via ecg_core.signals.arrhythmia."""
-    from ecg_core.signals import arrhythmia as arr
     from ecg_core.ml.evaluate import evaluate_predictions
+    from ecg_core.signals import arrhythmia as arr
+    from ecg_core.signals.sources import load_record
 
     bundle = arr.load_arrhythmia_model(run_path)
     splits = arr.record_splits(run_path)
@@ -173,7 +175,7 @@ def full_test(run_path: Path, records: list[Path], *, boot: int, seed: int) -> d
     by_id = {p.name: p for p in records}
     ys, ps, gs = [], [], []
     for rid in test_ids:
-        rec = arr.load_record(by_id[rid])
+        rec = load_record(by_id[rid])
         table = arr.predict_segments(bundle, arr.record_segments(rec, bundle.seg_cfg, mode="beats"))
         table = table[table["label"].notna()]
         ys.append(table["label"].map({k: i for i, k in enumerate(bundle.class_keys)}).to_numpy(int))

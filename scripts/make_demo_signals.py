@@ -1,6 +1,6 @@
 """Write the SYNTHETIC demo ECG records (WFDB, single lead, 360 Hz, mV) into a folder.
 
-A thin wrapper over :func:`ecg_core.signals.records.ensure_demo_records`, which the app and the tests call themselves on
+A thin wrapper over :func:`ecg_core.signals.demo.ensure_demo_records`, which the app and the tests call themselves on
 first use (into ``<ECG_INSIGHT_HOME>/demo-signals``): the records are generated, never committed. Run from the
 repository root::
 
@@ -16,7 +16,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from ecg_core.signals.records import demo_signals_dir, ensure_demo_records, read_record  # noqa: E402
+from ecg_core.signals.demo import demo_signals_dir, ensure_demo_records  # noqa: E402
+from ecg_core.signals.records import read_record  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from ecg_core.signals.records import DEMO_RECORD_NAMES, ensure_demo_records
+from ecg_core.signals.demo import DEMO_RECORD_NAMES, ensure_demo_records
 
 RUN_ID = "tiny-arrhythmia6"
 SIZE = (32, 32)  # the image loader of the training job needs >= 32 px per side
@@ -36,8 +36,10 @@ def renamed_demo_records(demo_dir: Path, out: Path, copies: int = 3) -> list[Pat
 def make_tiny_run(root: Path) -> Path:
     """Train the tiny run under ``root``; returns the models folder holding ``RUN_ID``."""
     from ecg_core.imaging.preprocess import PreprocessConfig
-    from ecg_core.signals.spectral import SpectralConfig, build_spectral_dataset
-    from ecg_core.ml.train import TrainConfig, run_training
+    from ecg_core.signals.spectral import SpectralConfig
+    from ecg_core.signals.spectral_dataset import build_spectral_dataset
+    from ecg_core.ml.train import run_training
+    from ecg_core.ml.train_config import TrainConfig
 
     demo = ensure_demo_records(root / "demo")
     records = renamed_demo_records(demo[0].parent, root / "records")

@@ -75,8 +75,9 @@ def build(tmp_path_factory) -> CompareRuns:
     """Build (once per session) the datasets and runs described in the module docstring."""
     if "runs" in _CACHE:
         return _CACHE["runs"]
-    from ecg_core.ml.compare import leakage_demo
-    from ecg_core.ml.train import TrainConfig, run_training
+    from ecg_core.ml.leakage_demo import leakage_demo
+    from ecg_core.ml.train import run_training
+    from ecg_core.ml.train_config import TrainConfig
 
     root = tmp_path_factory.mktemp("compare")
     leaky = _leaky_dataset(root / "leaky")

@@ -1,5 +1,6 @@
-"""ecg_core.signals.arrhythmia and ecg_core.viz.signals: demo records, segments, uploads, the inference path, Grad-CAM in
-time and frequency (hand-made maps), figures, the spectral-build command and the training job's spectral config."""
+"""ecg_core.signals.arrhythmia, sources, spectral_cam and ecg_core.viz.signals: demo records, segments, uploads, the
+inference path, Grad-CAM in time and frequency (hand-made maps), figures, the spectral-build command and the training
+job's spectral config."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import pytest
 
 from _arrhythmia_run import RUN_ID, SIZE, tiny_models  # noqa: F401  (session fixture)
 from ecg_core.signals import arrhythmia as arr
+from ecg_core.signals import sources, spectral_cam
 from ecg_core.ml import registry
 from ecg_core.viz import signals as viz_signals
 from ecg_core.cli import main
 from ecg_core.core.errors import ConfigError, EcgCoreError, ModelLoadError, SignalLoadError
 from ecg_core.imaging.preprocess import PreprocessConfig, preprocess_file
-from ecg_core.signals.records import DEMO_RECORD_NAMES, SegmentConfig, ensure_demo_records, read_record
+from ecg_core.signals.demo import DEMO_RECORD_NAMES, ensure_demo_records
+from ecg_core.signals.records import read_record
+from ecg_core.signals.segments import SegmentConfig
 from ecg_core.signals.spectral import SpectralConfig, segment_to_image
 
 
@@ -56,14 +60,14 @@ def test_demo_records_unwritable_folder(tmp_path: Path) -> None:
 
 
 def test_sources(demo_dir: Path, tmp_path: Path) -> None:
-    demos = arr.demo_sources(demo_dir)
+    demos = sources.demo_sources(demo_dir)
     assert [s.path.name for s in demos] == list(DEMO_RECORD_NAMES) and {s.kind for s in demos} == {"demo"}
-    assert arr.shared_sources(tmp_path / "absent") == []
+    assert sources.shared_sources(tmp_path / "absent") == []
     for folder in ("zz-plain", "aa-annotated"):
         (tmp_path / "signals" / folder).mkdir(parents=True)
         (tmp_path / "signals" / folder / "r1.hea").write_text("r1 1 360 10\n")
     (tmp_path / "signals" / "zz-plain" / "r0.atr").write_bytes(b"")  # annotated collections come first
-    labels = [s.label for s in arr.shared_sources(tmp_path)]
+    labels = [s.label for s in sources.shared_sources(tmp_path)]
     assert labels == ["zz-plain · r1", "aa-annotated · r1"]
 
 
@@ -104,16 +108,16 @@ def _demo_files(demo_dir: Path, name: str = "demo_pvc", exts=(".hea", ".dat", ".
 
 
 def test_save_upload_wfdb_and_csv(demo_dir: Path, tmp_path: Path) -> None:
-    p = arr.save_upload(_demo_files(demo_dir), tmp_path)
-    rec = arr.load_record(p)
+    p = sources.save_upload(_demo_files(demo_dir), tmp_path)
+    rec = sources.load_record(p)
     assert rec.record_id == "demo_pvc" and len(rec.annotations) == 35
-    assert arr.save_upload(list(reversed(_demo_files(demo_dir))), tmp_path) == p  # same upload -> same folder
-    no_ann = arr.load_record(arr.save_upload(_demo_files(demo_dir, exts=(".hea", ".dat")), tmp_path))
+    assert sources.save_upload(list(reversed(_demo_files(demo_dir))), tmp_path) == p  # same upload -> same folder
+    no_ann = sources.load_record(sources.save_upload(_demo_files(demo_dir, exts=(".hea", ".dat")), tmp_path))
     assert len(no_ann.annotations) == 0
     csv = "time,ecg\n" + "\n".join(f"{i / 250:.4f},{np.sin(i / 10):.4f}" for i in range(1000))
-    rec_csv = arr.load_record(arr.save_upload([("mine.csv", csv.encode())], tmp_path))
+    rec_csv = sources.load_record(sources.save_upload([("mine.csv", csv.encode())], tmp_path))
     assert rec_csv.fs == pytest.approx(250.0) and rec_csv.n_samples == 1000
-    assert arr.record_key(p) != arr.record_key(tmp_path / "nothing")
+    assert sources.record_key(p) != sources.record_key(tmp_path / "nothing")
 
 
 @pytest.mark.parametrize(
@@ -130,14 +134,14 @@ def test_save_upload_wfdb_and_csv(demo_dir: Path, tmp_path: Path) -> None:
 )
 def test_save_upload_errors(files, match: str, tmp_path: Path) -> None:
     with pytest.raises(SignalLoadError, match=match) as info:
-        arr.save_upload(files, tmp_path)
+        sources.save_upload(files, tmp_path)
     assert isinstance(info.value, EcgCoreError)
 
 
 def test_upload_missing_signal_file_is_a_clear_error(demo_dir: Path, tmp_path: Path) -> None:
-    p = arr.save_upload(_demo_files(demo_dir, exts=(".hea",)), tmp_path)
+    p = sources.save_upload(_demo_files(demo_dir, exts=(".hea",)), tmp_path)
     with pytest.raises(SignalLoadError, match="signal file cannot be read"):
-        arr.load_record(p)
+        sources.load_record(p)
 
 
 # ---------------------------------------------------------------------------------------------------- Grad-CAM mapping
@@ -152,7 +156,7 @@ def test_map_cam_hot_spot_lands_on_its_time_and_frequency(freq_scale: str) -> No
     im, cfg = _image(freq_scale=freq_scale)
     cam = np.zeros((32, 40))
     cam[5, 30] = 1.0  # row 5 (a high frequency: row 0 is the highest), column 30 (late in the window)
-    m = arr.map_cam(cam, im, pre_s=cfg.pre_s, anchor_time_s=12.0)
+    m = spectral_cam.map_cam(cam, im, pre_s=cfg.pre_s, anchor_time_s=12.0)
     assert m.row_unit == "Hz" and m.peak_row_value == pytest.approx(im.freqs[5])
     assert m.peak_time_rel_s == pytest.approx(im.times[30] - cfg.pre_s)
     # column j is (j + 0.5) * 0.7 s / 40 after the window start, i.e. 0.25 s before the R peak at 12 s
@@ -171,14 +175,14 @@ def test_map_cam_qrs_stripe_low_band_and_resize() -> None:
     rel = im.times - cfg.pre_s
     cam = np.zeros((32, 40))
     cam[:, np.abs(rel) < 0.05] = 1.0  # a vertical stripe around the R peak
-    m = arr.map_cam(cam, im, pre_s=cfg.pre_s)
+    m = spectral_cam.map_cam(cam, im, pre_s=cfg.pre_s)
     assert m.regions["QRS complex"] == pytest.approx(1.0) and abs(m.peak_time_rel_s) < 0.05
     low = np.zeros((32, 40))
     low[im.freqs < 5, :] = 1.0  # a horizontal band below 5 Hz
-    assert arr.map_cam(low, im, pre_s=cfg.pre_s).bands["< 5 Hz (P and T waves, slow VF)"] == pytest.approx(1.0)
+    assert spectral_cam.map_cam(low, im, pre_s=cfg.pre_s).bands["< 5 Hz (P and T waves, slow VF)"] == pytest.approx(1.0)
     big = np.zeros((64, 80))  # model input twice the image size: resized onto the image grid
     big[10:12, 60:62] = 1.0
-    mb = arr.map_cam(big[..., None], im, pre_s=cfg.pre_s)
+    mb = spectral_cam.map_cam(big[..., None], im, pre_s=cfg.pre_s)
     assert mb.cam.shape == (32, 40)
     assert abs(mb.peak_row_value - im.freqs[5]) <= 2 * abs(im.freqs[1] - im.freqs[0])
     assert abs(mb.peak_time_rel_s - (im.times[30] - cfg.pre_s)) <= 2 * (im.times[1] - im.times[0])
@@ -186,15 +190,15 @@ def test_map_cam_qrs_stripe_low_band_and_resize() -> None:
 
 def test_map_cam_rhythm_waveform_flat_and_errors() -> None:
     im, cfg = _image()
-    rhythm = arr.map_cam(np.ones((32, 40)), im, pre_s=cfg.pre_s, beat=False)
+    rhythm = spectral_cam.map_cam(np.ones((32, 40)), im, pre_s=cfg.pre_s, beat=False)
     assert rhythm.regions == {} and rhythm.bands and "window anchor" in rhythm.summary()
     wave, _ = _image("waveform")
-    mw = arr.map_cam(np.ones((32, 40)), wave, pre_s=cfg.pre_s)
+    mw = spectral_cam.map_cam(np.ones((32, 40)), wave, pre_s=cfg.pre_s)
     assert mw.row_unit == "mV" and mw.bands == {} and mw.row_values[0] > mw.row_values[-1]
-    flat = arr.map_cam(np.zeros((32, 40)), im, pre_s=cfg.pre_s)
+    flat = spectral_cam.map_cam(np.zeros((32, 40)), im, pre_s=cfg.pre_s)
     assert flat.is_flat and "flat" in flat.summary() and math.isclose(sum(flat.regions.values()), 0.0)
     with pytest.raises(ConfigError, match="2-D"):
-        arr.map_cam(np.zeros((2, 32, 40)), im, pre_s=cfg.pre_s)
+        spectral_cam.map_cam(np.zeros((2, 32, 40)), im, pre_s=cfg.pre_s)
 
 
 # ---------------------------------------------------------------------------------------------------- model path
@@ -234,7 +238,7 @@ def test_tiny_run_carries_spectral_config_and_predicts(tiny_models: Path, demo_d
     assert len(filters["all segments"]) == 35 and len(filters["annotated V"]) == 4 and len(filters["annotated A"]) == 2
     assert all(table["pred"].iloc[filters[f"predicted {k}"]].eq(k).all() for k in set(table["pred"]))
     assert "predicted N" not in arr.segment_filters(table.drop(columns=["pred"]))
-    cam_fn = arr.SpectralGradcam(bundle.model)
+    cam_fn = spectral_cam.SpectralGradcam(bundle.model)
     img = arr.spectral_images(segs[:1], bundle.spec_cfg)[0]
     cam = cam_fn(arr.model_inputs(img.image[None], bundle.preprocess)[0], class_index=4)
     assert cam.shape == SIZE and 0.0 <= cam.min() and cam.max() <= 1.0
@@ -278,14 +282,14 @@ def test_figures(demo_dir: Path) -> None:
     dec = viz_signals.signal_strip(long, np.sin(long), max_points=1000)
     assert len(dec.data[0].x) <= 1000
     im, cfg = _image()
-    m = arr.map_cam(np.ones((32, 40)), im, pre_s=cfg.pre_s)
+    m = spectral_cam.map_cam(np.ones((32, 40)), im, pre_s=cfg.pre_s)
     sf = viz_signals.spectral_figure(im, pre_s=cfg.pre_s, cam=m)
     assert len(sf.data) == 3 and sf.data[0].y[0] < sf.data[0].y[-1]  # y ascending: the highest row is on top
     assert sf.data[0].x[0] == pytest.approx(im.times[0] - cfg.pre_s)
     assert len(viz_signals.spectral_figure(im, pre_s=cfg.pre_s).data) == 1
     cp = viz_signals.cam_profiles(m, segment=segs[0].x, fs=segs[0].fs, pre_s=cfg.pre_s)
     assert len(cp.data) == 3
-    assert viz_signals.cam_profiles(arr.map_cam(np.zeros((32, 40)), im, pre_s=0.25)).layout.annotations
+    assert viz_signals.cam_profiles(spectral_cam.map_cam(np.zeros((32, 40)), im, pre_s=0.25)).layout.annotations
     pb = viz_signals.probability_bars({"N": 0.7, "V": 0.3}, names=["Normal beat", "PVC"], annotated="V")
     assert list(pb.data[0].y) == ["Normal beat", "PVC"]
     assert viz_signals.signal_strip(np.zeros(0), np.zeros(0)).layout.annotations

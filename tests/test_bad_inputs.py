@@ -615,7 +615,7 @@ def test_zip_with_every_bad_image_through_sidebar(sandbox):
 # ------------------------------------------------------------------------------------------------- 4. archives
 @pytest.mark.parametrize("case", ARCHIVE_CASES, ids=_ids(ARCHIVE_CASES))
 def test_archive_extract(case, sandbox):
-    from ecg_core.ml.dataset import extract_zip
+    from ecg_core.ml.zip_import import extract_zip
     from ecg_core.core.errors import DatasetError
 
     dest = sandbox.home / "uploads" / "zip-test"
@@ -636,15 +636,15 @@ def test_zip_import_on_a_full_disk(sandbox, monkeypatch):
     """The disk fills up during an import: one clear error for the whole archive, no partial folder left."""
     import errno
 
-    from ecg_core.ml import dataset
+    from ecg_core.ml import zip_import
     from ecg_core.core.errors import DatasetError
 
     def full(*_a, **_k):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(dataset, "_copy_limited", full)
+    monkeypatch.setattr(zip_import, "_copy_limited", full)
     with pytest.raises(DatasetError, match="No space left on device; free some disk space"):
-        dataset.extract_zip(_zip(_good_entries()), sandbox.home / "uploads" / "zip-full")
+        zip_import.extract_zip(_zip(_good_entries()), sandbox.home / "uploads" / "zip-full")
     assert list((sandbox.home / "uploads").iterdir()) == []
 
 
@@ -725,8 +725,7 @@ def test_explain_batch_folder_with_every_bad_image(sandbox, explain_models, monk
         (root / case.filename).write_bytes(case.make())
     for i, cls in enumerate(("normal", "myocardial_infarction")):
         (root / f"good{i}.jpg").write_bytes(_synth_report(cls, 20 + i))
-    at = app(sandbox, "pages/explain.py")
-    at.session_state["explain_mode"] = "Batch (folder or zip)"
+    at = app(sandbox, "pages/explain_batch.py")
     at.session_state["explain_batch_dir"] = str(root)
     at.run()
     at.button(key="explain_batch_run").click()
@@ -750,8 +749,7 @@ def test_explain_batch_folder_with_every_bad_image(sandbox, explain_models, monk
 @pytest.mark.parametrize("case", ARCHIVE_CASES, ids=_ids(ARCHIVE_CASES))
 def test_archive_explain_batch_zip(case, sandbox, explain_models, monkeypatch):
     monkeypatch.setenv("ECG_INSIGHT_MODELS", str(explain_models))
-    at = app(sandbox, "pages/explain.py")
-    at.session_state["explain_mode"] = "Batch (folder or zip)"
+    at = app(sandbox, "pages/explain_batch.py")
     at.session_state["explain_batch_source"] = "Zip upload"
     at.run()
     at.file_uploader(key="explain_batch_zip").set_value((case.filename, case.make(), "application/zip"))

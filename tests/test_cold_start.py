@@ -187,9 +187,9 @@ def tiny_models(tmp_path_factory) -> Path:
 
 
 def test_warmup_loads_a_real_model_into_the_shared_cache(tiny_models):
-    from ecg_core.xai import explain
+    from ecg_core.xai.explainer import ExplainerCache
 
-    cache = explain.ExplainerCache(max_entries=2)
+    cache = ExplainerCache(max_entries=2)
     s = Warmup(lambda: cache, tiny_models, enabled=True, preferred="toy").start().wait(120)
     assert s.status == "ready", s
     assert s.run_id == "toy" and "Grad-CAM" in s.message
@@ -199,9 +199,9 @@ def test_warmup_loads_a_real_model_into_the_shared_cache(tiny_models):
 
 
 def test_warmup_of_a_damaged_model_fails_with_a_message(tiny_models):
-    from ecg_core.xai import explain
+    from ecg_core.xai.explainer import ExplainerCache
 
-    s = Warmup(lambda: explain.ExplainerCache(max_entries=1), tiny_models, enabled=True,
+    s = Warmup(lambda: ExplainerCache(max_entries=1), tiny_models, enabled=True,
                preferred="damaged").start().wait(120)
     assert s.status == "failed" and s.run_id == "damaged"
     assert "damaged" in s.message and "cannot be loaded" in s.message
@@ -210,11 +210,11 @@ def test_warmup_of_a_damaged_model_fails_with_a_message(tiny_models):
 def test_home_page_shows_the_ready_model(tiny_models, monkeypatch):
     from streamlit.testing.v1 import AppTest
 
-    from app_ui import common
+    from app_ui import cache
 
     monkeypatch.setenv("ECG_INSIGHT_WARMUP", "1")
     monkeypatch.setenv("ECG_INSIGHT_MODELS", str(tiny_models))
-    common.start_warmup.clear()
+    cache.start_warmup.clear()
     try:
         at = AppTest.from_file(str(REPO / "pages" / "home.py"), default_timeout=120).run()
         assert not at.exception, at.exception
@@ -228,8 +228,8 @@ def test_home_page_shows_the_ready_model(tiny_models, monkeypatch):
         assert "Default model ready: `cardiac4" not in text
         assert "Default model ready: `toy` (loaded in" in text, text
     finally:
-        common.start_warmup.clear()
-        common.explainer_cache.clear()
+        cache.start_warmup.clear()
+        cache.explainer_cache.clear()
 
 
 # ------------------------------------------------------------------------------------------------ no TensorFlow

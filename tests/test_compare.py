@@ -12,10 +12,11 @@ import pandas as pd
 import pytest
 
 import _compare_runs
-from ecg_core.ml import compare, dataset, external_eval, registry
+from ecg_core.ml import compare, dataset, external_eval, leakage_demo, registry, splits
 from ecg_core.cli import main
 from ecg_core.core.errors import ConfigError, DatasetError
-from ecg_core.ml.evaluate import EvalReport, predictions_frame
+from ecg_core.ml.predictions import predictions_frame
+from ecg_core.ml.report import EvalReport
 
 
 @pytest.fixture(scope="module")
@@ -27,9 +28,9 @@ def runs(tmp_path_factory) -> _compare_runs.CompareRuns:
 def test_file_split_leaks_copies_and_group_split_does_not(runs):
     index = dataset.scan(runs.leaky)
     assert len(index) == 72 and index["group"].nunique() == 24
-    leaky = compare.split_overlap(dataset.random_file_split(index, val_frac=0.2, test_frac=0.2, seed=0),
+    leaky = compare.split_overlap(splits.random_file_split(index, val_frac=0.2, test_frac=0.2, seed=0),
                                   split_by="file")
-    honest = compare.split_overlap(dataset.split_by_group(index, val_frac=0.2, test_frac=0.2, seed=0),
+    honest = compare.split_overlap(splits.split_by_group(index, val_frac=0.2, test_frac=0.2, seed=0),
                                    split_by="group")
     assert leaky.n_test > 0 and leaky.n_test_exact_in_train > 0 and leaky.leaky
     assert leaky.n_test_distinct < leaky.n_test  # copies inside the test split too
@@ -64,7 +65,7 @@ def test_leakage_demo_runs_and_summary(runs):
     for rid in (f["run_id"], g["run_id"]):
         stored = json.loads((runs.models / rid / compare.LEAKDEMO_FILE).read_text())
         assert stored["runs"]["file"]["accuracy"] == pytest.approx(f["accuracy"])
-    demos = compare.find_leakage_demos(registry.list_runs(runs.models))
+    demos = leakage_demo.find_leakage_demos(registry.list_runs(runs.models))
     assert [d["tag"] for d in demos] == ["t"]
     recs = {rid: compare.load_run_record(runs.models / rid) for rid in (f["run_id"], g["run_id"])}
     assert recs["leakdemo-file-t"].badge.level == "leaky" and "LEAKY" in recs["leakdemo-file-t"].badge.text
@@ -73,16 +74,16 @@ def test_leakage_demo_runs_and_summary(runs):
 
 def test_leakage_demo_refuses_existing_runs_and_own_options(runs):
     with pytest.raises(ConfigError, match="already exist"):
-        compare.leakage_demo(runs.leaky, models_dir=runs.models, tag="t")
+        leakage_demo.leakage_demo(runs.leaky, models_dir=runs.models, tag="t")
     with pytest.raises(ConfigError, match="sets 'split_by' itself"):
-        compare.leakage_demo(runs.leaky, models_dir=runs.models, tag="x", split_by="group")
+        leakage_demo.leakage_demo(runs.leaky, models_dir=runs.models, tag="x", split_by="group")
 
 
 def test_find_leakage_demos_without_stored_summary(runs, tmp_path):
     models = runs.models_with(tmp_path / "m", ["leakdemo-file-t", "leakdemo-group-t"])
     for rid in ("leakdemo-file-t", "leakdemo-group-t"):
         (models / rid / compare.LEAKDEMO_FILE).unlink()
-    demos = compare.find_leakage_demos(registry.list_runs(models))
+    demos = leakage_demo.find_leakage_demos(registry.list_runs(models))
     assert len(demos) == 1 and demos[0]["runs"]["file"]["n_test_exact_in_train"] > 0
 
 
@@ -130,8 +131,8 @@ def test_damaged_runs_are_records_with_a_problem(runs, tmp_path):
 
 def test_resolve_run_errors(runs):
     with pytest.raises(ConfigError, match="not found.*known runs"):
-        compare.resolve_run("nope", models_dir=runs.models)
-    assert compare.resolve_run(str(runs.models / "arr3")).run_id == "arr3"
+        registry.resolve_run("nope", models_dir=runs.models)
+    assert registry.resolve_run(str(runs.models / "arr3")).run_id == "arr3"
 
 
 def test_misclassified_most_confident_first():

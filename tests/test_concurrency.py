@@ -23,7 +23,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from ecg_core.ml import jobs, registry
-from ecg_core.ml.train import read_progress
+from ecg_core.ml.progress import read_progress
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT = 240
@@ -52,7 +52,8 @@ def models(tmp_path_factory) -> Path:
         shutil.copytree(shipped[0].path, root / shipped[0].path.name, ignore=shutil.ignore_patterns("checkpoints"))
     else:
         from ecg_core.imaging.preprocess import PreprocessConfig
-        from ecg_core.ml.train import TrainConfig, run_training
+        from ecg_core.ml.train import run_training
+        from ecg_core.ml.train_config import TrainConfig
 
         data = tmp_path_factory.mktemp("conc-train") / "ds"
         for ci, c in enumerate(("MI", "HB", "Normal", "PMI")):
@@ -91,11 +92,11 @@ def uploads() -> dict[str, tuple[str, bytes]]:
 
 def _expected(run: registry.RunInfo, data: bytes, name: str) -> tuple[str, np.ndarray]:
     """The Explain page's headline for this upload, computed directly with the library."""
-    from ecg_core.xai import explain
+    from ecg_core.xai.explainer import Explainer
     from ecg_core.imaging.loader import load_image
     from ecg_core.imaging.preprocess import preprocess
 
-    exp = explain.Explainer(registry.load_model(run), class_names=run.class_names)
+    exp = Explainer(registry.load_model(run), class_names=run.class_names)
     pre = preprocess(load_image(data, name=name).rgb, registry.preprocess_config_of(run))
     probs = exp.predict_proba(pre.final)
     top = int(np.argmax(probs))
@@ -195,11 +196,11 @@ def test_two_explain_sessions_while_training(models, run, uploads, training_job,
 def test_threads_sharing_one_explainer(run, uploads):
     """What st.cache_resource does for sessions served in parallel threads: one Explainer for all. Results per
     thread equal the single-threaded ones, and the shared model is never modified (weights, softmax output)."""
-    from ecg_core.xai import explain
+    from ecg_core.xai.explainer import ExplainerCache
     from ecg_core.imaging.loader import load_image
     from ecg_core.imaging.preprocess import preprocess
 
-    cache = explain.ExplainerCache(max_entries=2)
+    cache = ExplainerCache(max_entries=2)
     shared = cache.get(run)
     cfg = registry.preprocess_config_of(run)
     inputs = {k: preprocess(load_image(d, name=n).rgb, cfg).final for k, (n, d) in uploads.items()}

@@ -2,14 +2,11 @@
 
 import io
 import zipfile
-from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 
 from conftest import SHARED_DATA, report_like, write_image
-from ecg_core.ml import dataset
+from ecg_core.ml import dataset, splits, zip_import
 from ecg_core.core.errors import ConfigError, DatasetError
 
 
@@ -41,41 +38,41 @@ def test_distinct_random_images_are_not_near_copies():
 
 @pytest.mark.parametrize("seed", [0, 1, 7, 123])
 def test_split_keeps_every_group_in_one_split(tiny_dataset, seed):
-    idx = dataset.split_by_group(dataset.scan(tiny_dataset), val_frac=0.2, test_frac=0.2, seed=seed)
-    assert dataset.leakage(idx).empty
+    idx = splits.split_by_group(dataset.scan(tiny_dataset), val_frac=0.2, test_frac=0.2, seed=seed)
+    assert splits.leakage(idx).empty
     assert set(idx["split"]) == {"train", "val", "test"}
     for label in range(4):  # stratified: every class in every split
         assert set(idx.loc[idx["label"] == label, "split"]) == {"train", "val", "test"}
 
 
 def test_leakage_detects_straddling_group(tiny_dataset):
-    idx = dataset.split_by_group(dataset.scan(tiny_dataset), seed=0)
+    idx = splits.split_by_group(dataset.scan(tiny_dataset), seed=0)
     g = idx.loc[idx["rel_path"].str.contains("copy0"), "group"].iloc[0]
     members = idx.index[idx["group"] == g]
     idx.loc[members[0], "split"] = "train"
     idx.loc[members[1], "split"] = "test"
-    leaks = dataset.leakage(idx)
+    leaks = splits.leakage(idx)
     assert list(leaks["group"]) == [g] and leaks["values"].iloc[0] == "test,train"
 
 
 def test_random_file_split_leaks_copies(tiny_dataset):
     idx = dataset.scan(tiny_dataset)
-    leaky = [len(dataset.leakage(dataset.random_file_split(idx, seed=s))) for s in range(10)]
+    leaky = [len(splits.leakage(splits.random_file_split(idx, seed=s))) for s in range(10)]
     assert max(leaky) > 0
 
 
 def test_kfold_by_group(tiny_dataset):
-    idx = dataset.kfold_by_group(dataset.scan(tiny_dataset), k=3, seed=0)
-    assert dataset.leakage(idx, by="fold").empty
+    idx = splits.kfold_by_group(dataset.scan(tiny_dataset), k=3, seed=0)
+    assert splits.leakage(idx, by="fold").empty
     assert set(idx["fold"]) == {0, 1, 2}
     with pytest.raises(ConfigError, match="k must be"):
-        dataset.kfold_by_group(idx, k=1000)
+        splits.kfold_by_group(idx, k=1000)
 
 
 def test_split_fraction_validation(tiny_dataset):
     idx = dataset.scan(tiny_dataset)
     with pytest.raises(ConfigError, match="val_frac"):
-        dataset.split_by_group(idx, val_frac=0.6, test_frac=0.5)
+        splits.split_by_group(idx, val_frac=0.6, test_frac=0.5)
 
 
 def test_broken_files_empty_class_junk(tmp_path):
@@ -93,7 +90,7 @@ def test_broken_files_empty_class_junk(tmp_path):
     assert "broken.jpg" in rep.unreadable["rel_path"].iloc[0]
     assert rep.skipped == [("MI/notes.txt", "not an image file (.txt)")]
     assert rep.unknown_folders == ["Cats"] and rep.empty_class_folders == ["History of MI"]
-    split = dataset.split_by_group(idx)
+    split = splits.split_by_group(idx)
     assert (split.loc[idx["error"] != "", "split"] == "").all()
     assert (split.loc[idx["label"] < 0, "split"] == "").all()
 
@@ -143,7 +140,7 @@ def test_zip_import_guards_traversal(tmp_path):
         "top/MI/../../../evil2.png": _png(5),
         "top/readme.txt": b"hi",
     })
-    res = dataset.extract_zip(data, tmp_path / "out")
+    res = zip_import.extract_zip(data, tmp_path / "out")
     assert sorted(res.extracted) == ["top/MI/b.png", "top/Normal/a.png"]
     reasons = dict(res.skipped)
     assert "unsafe path" in reasons["../evil.png"] and "unsafe path" in reasons["/abs/evil.png"]
@@ -156,19 +153,19 @@ def test_zip_import_guards_traversal(tmp_path):
 def test_zip_bomb_refused(tmp_path):
     bomb = _zip({"Normal/bomb.png": b"\0" * (50 * 1024 * 1024), "Normal/a.png": _png(1)})
     assert len(bomb) < 1_000_000
-    res = dataset.extract_zip(bomb, tmp_path / "out")
+    res = zip_import.extract_zip(bomb, tmp_path / "out")
     assert res.extracted == ["Normal/a.png"]
     assert "zip bomb" in dict(res.skipped)["Normal/bomb.png"]
     with pytest.raises(DatasetError, match="zip bomb"):
-        dataset.extract_zip(bomb, tmp_path / "out2", limits=dataset.ZipLimits(max_total_bytes=10_000_000))
+        zip_import.extract_zip(bomb, tmp_path / "out2", limits=zip_import.ZipLimits(max_total_bytes=10_000_000))
     assert not (tmp_path / "out2").exists()
 
 
 def test_zip_not_a_zip_and_no_images(tmp_path):
     with pytest.raises(DatasetError, match="not a readable zip"):
-        dataset.extract_zip(b"PK\x03\x04garbage", tmp_path / "o1")
+        zip_import.extract_zip(b"PK\x03\x04garbage", tmp_path / "o1")
     with pytest.raises(DatasetError, match="no images"):
-        dataset.extract_zip(_zip({"a.txt": b"x"}), tmp_path / "o2")
+        zip_import.extract_zip(_zip({"a.txt": b"x"}), tmp_path / "o2")
     assert not (tmp_path / "o2").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".zipimport")]
 
@@ -199,14 +196,14 @@ def test_mendeley_dev_audit_counts(mendeley_index):
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 42, 2026])
 def test_mendeley_dev_split_never_leaks(mendeley_index, seed):
-    s = dataset.split_by_group(mendeley_index, seed=seed)
-    assert dataset.leakage(s).empty
+    s = splits.split_by_group(mendeley_index, seed=seed)
+    assert splits.leakage(s).empty
     per_group = s.groupby("group")["split"].nunique()
     assert (per_group == 1).all()
     assert set(s["split"]) == {"train", "val", "test"}
-    k = dataset.kfold_by_group(mendeley_index, k=5, seed=seed)
+    k = splits.kfold_by_group(mendeley_index, k=5, seed=seed)
     assert (k.groupby("group")["fold"].nunique() == 1).all()
 
 
 def test_mendeley_dev_random_split_would_leak(mendeley_index):
-    assert len(dataset.leakage(dataset.random_file_split(mendeley_index, seed=0))) > 50
+    assert len(splits.leakage(splits.random_file_split(mendeley_index, seed=0))) > 50

@@ -21,19 +21,10 @@ from sklearn.metrics import accuracy_score, f1_score, precision_score, recall_sc
 
 from ecg_core.viz import evaluation as viz_eval
 from ecg_core.core.errors import ConfigError, EcgCoreError
-from ecg_core.ml.evaluate import (
-    EvalReport,
-    bootstrap_ci,
-    ci_key,
-    compare_frame,
-    compatible_class_sets,
-    evaluate_frame,
-    evaluate_predictions,
-    merge_confusion,
-    predictions_frame,
-    read_predictions,
-    reliability,
-)
+from ecg_core.ml.bootstrap import bootstrap_ci
+from ecg_core.ml.evaluate import evaluate_predictions, reliability
+from ecg_core.ml.predictions import evaluate_frame, predictions_frame, read_predictions
+from ecg_core.ml.report import EvalReport, ci_key, compare_frame, compatible_class_sets, merge_confusion
 
 pytestmark = pytest.mark.filterwarnings("error")
 

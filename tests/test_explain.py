@@ -15,12 +15,13 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("tf_keras_vis")
 
 from ecg_core.ml import registry, zoo  # noqa: E402
-from ecg_core.reports import leads
-from ecg_core.xai import explain
+from ecg_core.reports import leads, localisation, messages  # noqa: E402
+from ecg_core.viz import explain as viz_explain  # noqa: E402
+from ecg_core.xai import explainer, faithfulness, methods, overlay  # noqa: E402
 from ecg_core.core.errors import ConfigError, ModelLoadError  # noqa: E402
 from ecg_core.imaging.preprocess import PreprocessConfig, preprocess  # noqa: E402
 
-FAST = explain.ExplainOptions(scorecam_max_n=2, scorecam_batch_size=8, smooth_samples=2)
+FAST = methods.ExplainOptions(scorecam_max_n=2, scorecam_batch_size=8, smooth_samples=2)
 # one representative per zoo family (cnn, recurrent x2, attention, transfer), at tiny inputs
 FAMILIES = {
     "custom_cnn": (32, 48, 1),
@@ -32,11 +33,11 @@ FAMILIES = {
 
 
 @pytest.fixture(scope="module")
-def explainers() -> dict[str, explain.Explainer]:
+def explainers() -> dict[str, explainer.Explainer]:
     out = {}
     for arch, shape in FAMILIES.items():
         model = zoo.build_model(arch, input_shape=shape, n_classes=3, seed=1, pretrained=False).model
-        out[arch] = explain.Explainer(model, class_names=["a", "b", "c"], options=FAST)
+        out[arch] = explainer.Explainer(model, class_names=["a", "b", "c"], options=FAST)
     return out
 
 
@@ -45,13 +46,13 @@ def test_the_families_are_covered() -> None:
 
 
 @pytest.mark.parametrize("arch", list(FAMILIES))
-@pytest.mark.parametrize("method", list(explain.METHODS))
+@pytest.mark.parametrize("method", list(methods.METHODS))
 def test_every_method_runs_on_every_family(explainers, arch: str, method: str) -> None:
     e = explainers[arch]
     x = np.random.default_rng(0).random(FAMILIES[arch], dtype=np.float32)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a random model may give an all-zero CAM (ReLU); that is allowed here
-        hm = explain.explain_image(e, x, method=method, class_index=1)
+        hm = explainer.explain_image(e, x, method=method, class_index=1)
     assert hm.shape == FAMILIES[arch][:2] and hm.dtype == np.float32
     assert np.all(np.isfinite(hm)) and hm.min() >= 0.0 and hm.max() <= 1.0
 
@@ -67,7 +68,7 @@ def test_cam_layer_is_the_zoo_layer_used_exactly(explainers) -> None:
 def test_method_and_class_errors_list_the_choices(explainers) -> None:
     e = explainers["custom_cnn"]
     x = np.zeros(FAMILIES["custom_cnn"], np.float32)
-    with pytest.raises(ConfigError, match="method must be one of " + ", ".join(map(str, explain.METHODS))
+    with pytest.raises(ConfigError, match="method must be one of " + ", ".join(map(str, methods.METHODS))
                        .replace("+", r"\+")):
         e.explain(x, method="occlusion")
     with pytest.raises(ConfigError, match=r"class_index must be an int in 0..2 \(a, b, c\); received 3"):
@@ -75,13 +76,13 @@ def test_method_and_class_errors_list_the_choices(explainers) -> None:
     with pytest.raises(ConfigError, match=r"expects input of shape \(32, 48, 1\).*received \(48, 32, 1\)"):
         e.explain(np.zeros((48, 32, 1), np.float32))
     with pytest.raises(ConfigError, match="not in model"):
-        explain.Explainer(e.model, layer="nope")
+        explainer.Explainer(e.model, layer="nope")
 
 
 def test_model_without_conv_offers_saliency_only() -> None:
     inp = keras.Input((8, 8, 1))
     out = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(inp))
-    e = explain.Explainer(keras.Model(inp, out), options=FAST)
+    e = explainer.Explainer(keras.Model(inp, out), options=FAST)
     assert e.layer is None and e.methods == ["saliency", "smoothgrad"]
     with pytest.raises(ConfigError, match="needs a convolutional feature map"):
         e.explain(np.zeros((8, 8, 1), np.float32), method="gradcam")
@@ -91,7 +92,7 @@ def test_model_without_conv_offers_saliency_only() -> None:
 def test_predict_proba_shapes(explainers) -> None:
     e = explainers["custom_cnn"]
     x = np.random.default_rng(2).random((5, *FAMILIES["custom_cnn"]), dtype=np.float32)
-    p1, pn = explain.predict_proba(e.model, x[0]), e.predict_proba(x)
+    p1, pn = explainer.predict_proba(e.model, x[0]), e.predict_proba(x)
     assert p1.shape == (3,) and pn.shape == (5, 3)
     np.testing.assert_allclose(pn.sum(axis=1), 1.0, atol=1e-5)
     np.testing.assert_allclose(p1, pn[0], atol=1e-5)
@@ -103,7 +104,7 @@ def test_heatmap_hot_region_lands_in_the_matching_original_region() -> None:
     # 4 original px per model px along x, 4 along y
     hm = np.zeros((60, 100), np.float32)
     hm[10:20, 30:50] = 1.0
-    orig = explain.heatmap_to_original(hm, (50, 40, 450, 280), (300, 500))
+    orig = overlay.heatmap_to_original(hm, (50, 40, 450, 280), (300, 500))
     assert orig.shape == (300, 500)
     assert orig[:40].max() == 0 and orig[280:].max() == 0 and orig[:, :50].max() == 0 and orig[:, 450:].max() == 0
     ys, xs = np.nonzero(orig > 0.5)
@@ -112,7 +113,7 @@ def test_heatmap_hot_region_lands_in_the_matching_original_region() -> None:
     # non-uniform stretch: a 120 x 240 crop onto 60 x 60 (2 px per model px along y, 4 along x)
     hm2 = np.zeros((60, 60), np.float32)
     hm2[30, 15] = 1.0
-    o2 = explain.heatmap_to_original(hm2, (10, 20, 250, 140), (200, 300))
+    o2 = overlay.heatmap_to_original(hm2, (10, 20, 250, 140), (200, 300))
     y, x = np.unravel_index(int(np.argmax(o2)), o2.shape)
     assert abs(x - (10 + 15.5 * 4)) <= 2 and abs(y - (20 + 30.5 * 2)) <= 2
 
@@ -125,7 +126,7 @@ def test_mapping_inverts_the_real_preprocessing() -> None:
                            clahe=False, median_ksize=0)
     pre = preprocess(rgb, cfg)
     heat = 1.0 - pre.final[:, :, 0]  # the blob is the only dark thing: its own heatmap
-    orig = explain.heatmap_to_original(heat / heat.max(), pre.crop_box, pre.original_shape)
+    orig = overlay.heatmap_to_original(heat / heat.max(), pre.crop_box, pre.original_shape)
     ys, xs = np.nonzero(orig > 0.5)
     assert abs(xs.mean() - 470) < 6 and abs(ys.mean() - 250) < 6
     # the lead-box mapping helpers agree with it
@@ -141,31 +142,31 @@ def test_mapping_inverts_the_real_preprocessing() -> None:
 ])
 def test_heatmap_to_original_validates(args, match) -> None:
     with pytest.raises(ConfigError, match=match):
-        explain.heatmap_to_original(*args)
+        overlay.heatmap_to_original(*args)
 
 
 def test_overlay_blends_by_heat() -> None:
     rgb = np.full((20, 30, 3), 200, np.uint8)
     hm = np.zeros((20, 30), np.float32)
     hm[5:10, 5:10] = 1.0
-    out = explain.overlay(rgb, hm, alpha=0.6)
+    out = overlay.overlay(rgb, hm, alpha=0.6)
     assert out.dtype == np.uint8 and out.shape == rgb.shape
     assert np.array_equal(out[15:, 20:], rgb[15:, 20:])  # cold paper stays untouched
     assert not np.array_equal(out[5:10, 5:10], rgb[5:10, 5:10])
-    assert np.array_equal(explain.overlay(rgb, hm, alpha=0.0), rgb)
+    assert np.array_equal(overlay.overlay(rgb, hm, alpha=0.0), rgb)
     with pytest.raises(ConfigError, match="colormap must be one of"):
-        explain.overlay(rgb, hm, colormap="rainbow")
+        overlay.overlay(rgb, hm, colormap="rainbow")
     with pytest.raises(ConfigError, match="heatmap_to_original"):
-        explain.overlay(rgb, np.zeros((5, 5)))
+        overlay.overlay(rgb, np.zeros((5, 5)))
 
 
 def test_class_messages_are_not_a_diagnosis() -> None:
     names = ["Myocardial Infarction", "Abnormal Heartbeat", "Normal", "History of MI"]
-    msgs = explain.class_messages([0.1, 0.2, 0.6, 0.1], names)
+    msgs = messages.class_messages([0.1, 0.2, 0.6, 0.1], names)
     assert [m.class_name for m in msgs] == names
     assert all("not a diagnosis" in m.text for m in msgs)
     assert "ST-segment elevation" in msgs[0].text and msgs[2].text.startswith("The model's top class: 60%")
-    fig = explain.probability_figure([0.1, 0.2, 0.6, 0.1], names)
+    fig = viz_explain.probability_figure([0.1, 0.2, 0.6, 0.1], names)
     assert list(fig.data[0].y) == names
 
 
@@ -187,35 +188,35 @@ def test_deletion_insertion_separate_a_faithful_map_from_a_wrong_one() -> None:
     x = np.ones((32, 48, 1), np.float32)  # white paper ...
     x[8:24, 4:20] = 0.3  # ... with ink on the left half (the evidence)
     x[8:24, 28:44] = 0.3  # and the same ink on the right half (ignored by the model)
-    assert explain.paper_fill(x)[0] == pytest.approx(1.0)  # paper colour, not black
-    p0 = float(explain.predict_proba(model, x)[0])
+    assert faithfulness.paper_fill(x)[0] == pytest.approx(1.0)  # paper colour, not black
+    p0 = float(explainer.predict_proba(model, x)[0])
     assert p0 > 0.9
     right = np.zeros((32, 48), np.float32)
     right[:, 24:] = 1.0
-    good = explain.deletion_insertion(model, x, right[:, ::-1].copy(), class_index=0, patch=4, steps=12)
-    bad = explain.deletion_insertion(model, x, right, class_index=0, patch=4, steps=12)
+    good = faithfulness.deletion_insertion(model, x, right[:, ::-1].copy(), class_index=0, patch=4, steps=12)
+    bad = faithfulness.deletion_insertion(model, x, right, class_index=0, patch=4, steps=12)
     assert good.deletion[0] == pytest.approx(p0, abs=1e-5) and good.fractions[-1] == 1.0
     assert good.deletion_auc < good.deletion_auc_random < bad.deletion_auc
     assert good.insertion_auc > good.insertion_auc_random > bad.insertion_auc
     assert "faster than a random order" in good.summary and "not faster" in bad.summary
-    fig = explain.faithfulness_figure(good)
+    fig = viz_explain.faithfulness_figure(good)
     assert len(fig.data) == 4
     with pytest.raises(ConfigError, match="model-input coordinates"):
-        explain.deletion_insertion(model, x, np.zeros((10, 10)), class_index=0)
+        faithfulness.deletion_insertion(model, x, np.zeros((10, 10)), class_index=0)
 
 
 def test_randomisation_check_uses_a_clone_and_reports_rank_correlation(explainers) -> None:
     e = explainers["custom_cnn"]
     before = [w.copy() for w in e.model.get_weights()]
     x = np.random.default_rng(3).random(FAMILIES["custom_cnn"], dtype=np.float32)
-    res = explain.randomisation_check(e, x, method="saliency", class_index=0, n_layers=2)
+    res = faithfulness.randomisation_check(e, x, method="saliency", class_index=0, n_layers=2)
     assert res.layers == ("predictions", "fc1")
     assert -1.0 <= res.spearman <= 1.0 and res.passed == (res.spearman < 0.5)
     assert res.heatmap_random.shape == FAMILIES["custom_cnn"][:2]
     assert all(np.array_equal(a, b) for a, b in zip(before, e.model.get_weights()))  # original untouched
     # identical maps are perfectly correlated: the check must fail on them
-    assert explain._spearman(np.arange(12.0), np.arange(12.0)) == pytest.approx(1.0)
-    assert explain._spearman(np.zeros(5), np.arange(5.0)) == 0.0
+    assert faithfulness._spearman(np.arange(12.0), np.arange(12.0)) == pytest.approx(1.0)
+    assert faithfulness._spearman(np.zeros(5), np.arange(5.0)) == 0.0
 
 
 # ------------------------------------------------------------------------------------- ground-truth localisation
@@ -225,35 +226,36 @@ BOXES = {"II": (0, 0, 50, 20), "III": (0, 20, 50, 40), "aVF": (50, 20, 100, 40),
 def test_pointing_game_on_hand_made_heatmaps() -> None:
     hm = np.zeros((40, 100))
     hm[25, 70] = 1.0  # inside aVF
-    assert explain.pointing_game(hm, BOXES, ["II", "III", "aVF"])
-    assert not explain.pointing_game(hm, BOXES, ["V2"])
-    assert explain.pointing_game(hm, BOXES, ["V2"], tolerance_px=6)  # 5 px below V2's box
-    assert not explain.pointing_game(np.zeros((40, 100)), BOXES, ["aVF"])  # an empty map points nowhere
-    assert not explain.pointing_game(hm, BOXES, [])
+    assert localisation.pointing_game(hm, BOXES, ["II", "III", "aVF"])
+    assert not localisation.pointing_game(hm, BOXES, ["V2"])
+    assert localisation.pointing_game(hm, BOXES, ["V2"], tolerance_px=6)  # 5 px below V2's box
+    assert not localisation.pointing_game(np.zeros((40, 100)), BOXES, ["aVF"])  # an empty map points nowhere
+    assert not localisation.pointing_game(hm, BOXES, [])
     with pytest.raises(ConfigError, match="has no box"):
-        explain.pointing_game(hm, BOXES, ["V6"])
+        localisation.pointing_game(hm, BOXES, ["V6"])
 
 
 def test_lead_mass_score_on_hand_made_heatmaps() -> None:
     hm = np.zeros((40, 100))
     hm[20:40, 0:50] = 1.0  # all the attention uniformly over III
-    s = explain.lead_mass_score(hm, BOXES, ["III", "aVF"])
+    s = localisation.lead_mass_score(hm, BOXES, ["III", "aVF"])
     assert s.mass_fraction == pytest.approx(1.0) and s.area_fraction == pytest.approx(0.5)
     assert s.ratio == pytest.approx(2.0)
     hm[0:20, 50:100] = 3.0  # V2 gets 3x the heat on the same area
-    s = explain.lead_mass_score(hm, BOXES, ["III"])
+    s = localisation.lead_mass_score(hm, BOXES, ["III"])
     assert s.mass_fraction == pytest.approx(0.25) and s.ratio == pytest.approx(1.0)
     # inside a region (the crop): areas count inside it only
-    s = explain.lead_mass_score(hm, BOXES, ["III"], region=(0, 20, 100, 40))
+    s = localisation.lead_mass_score(hm, BOXES, ["III"], region=(0, 20, 100, 40))
     assert s.mass_fraction == pytest.approx(1.0) and s.area_fraction == pytest.approx(0.5)
-    assert explain.lead_mass_score(np.zeros((40, 100)), BOXES, ["III"]).mass_fraction == 0.0
+    assert localisation.lead_mass_score(np.zeros((40, 100)), BOXES, ["III"]).mass_fraction == 0.0
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory) -> tuple[Path, Path]:
     """A tiny custom_cnn trained for 2 epochs on 16 synthetic reports (with sidecars)."""
     from ecg_core.reports.synth import generate_dataset
-    from ecg_core.ml.train import TrainConfig, run_training
+    from ecg_core.ml.train import run_training
+    from ecg_core.ml.train_config import TrainConfig
 
     tmp = tmp_path_factory.mktemp("explain")
     data = tmp / "synth"
@@ -266,16 +268,16 @@ def trained_run(tmp_path_factory) -> tuple[Path, Path]:
 
 def test_localisation_end_to_end_against_sidecars(trained_run) -> None:
     run_dir, data = trained_run
-    cache = explain.ExplainerCache(max_entries=2)
-    info = explain.resolve_run(run_dir)
+    cache = explainer.ExplainerCache(max_entries=2)
+    info = registry.resolve_run(run_dir)
     e = cache.get(info)
     assert cache.get(run_dir) is e and cache.loads == 1  # built once per model, whatever names the run
     assert e.layer == info.meta["last_conv_layer"] == "block4_conv"
     cfg = registry.preprocess_config_of(info)
-    items = explain.localisation_items(data, limit=9)
+    items = localisation.localisation_items(data, limit=9)
     assert len(items) == 9 and {sc["class_name"] for _, sc in items} == {
         "Myocardial Infarction", "History of MI", "Abnormal Heartbeat"}  # normal reports have no pathology leads
-    df = explain.evaluate_localisation(e, cfg, items, method="gradcam")
+    df = localisation.evaluate_localisation(e, cfg, items, method="gradcam")
     assert (df["error"] == "").all(), df["error"].tolist()
     assert df["pointing_chance"].between(0.0, 1.0).all() and df["lead_mass"].between(0.0, 1.0).all()
     # one row recomputed by hand: same pipeline, same numbers
@@ -285,15 +287,15 @@ def test_localisation_end_to_end_against_sidecars(trained_run) -> None:
     rgb = load_image(path).rgb
     pre = preprocess(rgb, cfg, keep_steps=False)
     cls = e.class_names.index(sc["class_name"])
-    hmo = explain.heatmap_to_original(e.explain(pre.final, class_index=cls), pre.crop_box, pre.original_shape)
-    assert bool(df.loc[0, "pointing_hit"]) == explain.pointing_game(hmo, sc["boxes"], sc["pathology_leads"])
-    lm = explain.lead_mass_score(hmo, sc["boxes"], sc["pathology_leads"], region=pre.crop_box)
+    hmo = overlay.heatmap_to_original(e.explain(pre.final, class_index=cls), pre.crop_box, pre.original_shape)
+    assert bool(df.loc[0, "pointing_hit"]) == localisation.pointing_game(hmo, sc["boxes"], sc["pathology_leads"])
+    lm = localisation.lead_mass_score(hmo, sc["boxes"], sc["pathology_leads"], region=pre.crop_box)
     assert df.loc[0, "lead_mass"] == pytest.approx(lm.mass_fraction) and df.loc[0, "area_share"] == pytest.approx(
         lm.area_fraction)
-    summary = explain.summarise_localisation(df)
-    mi = summary.set_index("group").loc[explain.MI_GROUP]
+    summary = localisation.summarise_localisation(df)
+    mi = summary.set_index("group").loc[localisation.MI_GROUP]
     assert mi["n"] == df["class_name"].isin(["Myocardial Infarction", "History of MI"]).sum()
-    assert set(summary["group"]) >= {explain.MI_GROUP, "Abnormal Heartbeat"}
+    assert set(summary["group"]) >= {localisation.MI_GROUP, "Abnormal Heartbeat"}
     # attention per lead on the same map, with the sidecar layout
     table = leads.lead_attention(hmo, leads.layout_from_sidecar(sc, rgb.shape[:2]))
     assert len(table) == 13 and table["rank"].tolist() == list(range(1, 14))
@@ -301,11 +303,11 @@ def test_localisation_end_to_end_against_sidecars(trained_run) -> None:
 
 def test_resolve_run_errors(tmp_path) -> None:
     with pytest.raises(ModelLoadError, match="not found.*none \\(train a model first\\)"):
-        explain.resolve_run("missing", models_dir=tmp_path)
+        registry.resolve_run("missing", models_dir=tmp_path)
     with pytest.raises(ConfigError, match="max_entries"):
-        explain.ExplainerCache(max_entries=0)
+        explainer.ExplainerCache(max_entries=0)
     with pytest.raises(ConfigError, match="smooth_noise"):
-        explain.ExplainOptions(smooth_noise=0)
+        methods.ExplainOptions(smooth_noise=0)
 
 
 def test_localisation_items_under_a_hidden_parent_folder(trained_run, tmp_path) -> None:
@@ -318,5 +320,5 @@ def test_localisation_items_under_a_hidden_parent_folder(trained_run, tmp_path) 
     (root / ".trash").mkdir()
     shutil.copy(next(data.glob("history_of_mi/*.png")), root / ".trash")
     shutil.copy(next(data.glob("history_of_mi/*.json")), root / ".trash")
-    items = explain.localisation_items(root)
+    items = localisation.localisation_items(root)
     assert len(items) == 4 and all(".trash" not in str(p) for p, _ in items)

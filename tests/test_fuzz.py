@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from ecg_core.ml.dataset import ZipLimits, extract_zip
+from ecg_core.ml.zip_import import ZipLimits, extract_zip
 from ecg_core.core.errors import EcgCoreError, ImageLoadError
 from ecg_core.imaging.loader import load_image
 

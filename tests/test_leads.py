@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from conftest import SHARED_DATA
-from ecg_core.reports import leads
+from ecg_core.reports import layout, leads
 from ecg_core.core.errors import ConfigError
 from ecg_core.imaging.loader import load_image
 from ecg_core.core.labels import LEADS
@@ -24,7 +24,7 @@ LABELS_2213 = {
     "I": (160, 446), "aVR": (671, 446), "V1": (1151, 446), "V4": (1645, 446),
     "II": (163, 747), "aVL": (672, 747), "V2": (1151, 747), "V5": (1647, 747),
     "III": (166, 1050), "aVF": (672, 1050), "V3": (1151, 1050), "V6": (1647, 1050),
-    leads.RHYTHM_KEY: (166, 1351),
+    layout.RHYTHM_KEY: (166, 1351),
 }
 
 
@@ -50,7 +50,7 @@ def test_layout_from_sidecar_is_the_ground_truth(synthetic) -> None:
     rgb, sc = synthetic[0]
     lay = leads.layout_from_sidecar(sc)
     assert lay.source == "sidecar" and not lay.is_fallback
-    assert set(lay.boxes) == set(leads.LEAD_KEYS)
+    assert set(lay.boxes) == set(layout.LEAD_KEYS)
     assert all(tuple(sc["boxes"][k]) == lay.boxes[k] for k in lay.boxes)
     assert lay.image_shape == rgb.shape[:2]
     assert leads.layout_for(rgb, sidecar=sc) == lay
@@ -60,7 +60,7 @@ def test_detection_on_synthetic_reports_matches_the_sidecar(synthetic) -> None:
     for rgb, sc in synthetic:
         lay = leads.detect_layout(rgb)
         assert lay.source == "detected", lay.message
-        ious = {k: _iou(lay.boxes[k], sc["boxes"][k]) for k in leads.LEAD_KEYS}
+        ious = {k: _iou(lay.boxes[k], sc["boxes"][k]) for k in layout.LEAD_KEYS}
         assert min(ious.values()) > 0.6, ious
 
 
@@ -69,10 +69,10 @@ def test_template_fallback_says_so() -> None:
     lay = leads.detect_layout(blank)
     assert lay.source == "template" and lay.is_fallback
     assert "could not be detected" in lay.message and "no ECG traces" in lay.message
-    assert set(lay.boxes) == set(leads.LEAD_KEYS)
+    assert set(lay.boxes) == set(layout.LEAD_KEYS)
     # the template keeps the standard order: columns left to right, rows top to bottom
     assert lay.boxes["I"][0] < lay.boxes["aVR"][0] < lay.boxes["V1"][0] < lay.boxes["V4"][0]
-    assert lay.boxes["I"][1] < lay.boxes["II"][1] < lay.boxes["III"][1] < lay.boxes[leads.RHYTHM_KEY][1]
+    assert lay.boxes["I"][1] < lay.boxes["II"][1] < lay.boxes["III"][1] < lay.boxes[layout.RHYTHM_KEY][1]
 
 
 def _fullres_files() -> list[Path]:
@@ -116,7 +116,7 @@ def test_detection_handles_half_resolution_copies() -> None:
     half = cv2.resize(rgb, (rgb.shape[1] // 2, rgb.shape[0] // 2), interpolation=cv2.INTER_AREA)
     full, small = leads.detect_layout(rgb), leads.detect_layout(half)
     assert small.source == "detected"
-    for k in leads.LEAD_KEYS:
+    for k in layout.LEAD_KEYS:
         assert _iou([v / 2 for v in full.boxes[k]], small.boxes[k]) > 0.9
 
 
@@ -124,10 +124,10 @@ def test_detection_handles_half_resolution_copies() -> None:
 def _handmade_layout() -> leads.LeadLayout:
     """13 non-overlapping boxes on a 400 x 520 image: 3 rows x 4 columns of 100 x 130 px, rhythm below."""
     boxes = {}
-    for r, row in enumerate(leads.LAYOUT_ROWS):
+    for r, row in enumerate(layout.LAYOUT_ROWS):
         for c, lead in enumerate(row):
             boxes[lead] = (c * 130, r * 100, (c + 1) * 130, (r + 1) * 100)
-    boxes[leads.RHYTHM_KEY] = (0, 300, 520, 380)
+    boxes[layout.RHYTHM_KEY] = (0, 300, 520, 380)
     return leads.LeadLayout(boxes, "detected", "hand-made", (400, 520))
 
 
@@ -176,10 +176,10 @@ def test_layout_validation_and_territories() -> None:
         leads.LeadLayout({"I": (0, 0, 20, 5)}, "detected", "", (10, 10))
     with pytest.raises(ConfigError, match="no 'boxes'"):
         leads.layout_from_sidecar({"class_name": "Normal"})
-    assert {leads.lead_territory(x) for x in LEADS} == {"inferior", "lateral", "septal", "anterior", "aVR"}
-    assert leads.lead_territory(leads.RHYTHM_KEY) == "rhythm strip"
+    assert {layout.lead_territory(x) for x in LEADS} == {"inferior", "lateral", "septal", "anterior", "aVR"}
+    assert layout.lead_territory(layout.RHYTHM_KEY) == "rhythm strip"
     with pytest.raises(ConfigError, match="lead must be one of"):
-        leads.lead_territory("V9")
+        layout.lead_territory("V9")
 
 
 def test_draw_boxes_and_sidecar_file(tmp_path, synthetic) -> None:

@@ -23,6 +23,7 @@ import pytest
 from conftest import report_like, write_image
 from streamlit.testing.v1 import AppTest
 
+from ecg_core.core import atomic
 from ecg_core.ml import registry
 from ecg_core.core.errors import ConfigError, EcgCoreError, ModelLoadError
 from ecg_core.imaging.preprocess import PreprocessConfig
@@ -235,7 +236,7 @@ def test_full_disk_during_atomic_write(where, tmp_path, monkeypatch):
     registry.atomic_write_json(run / "run.json", {"status": "completed", "n": 1})
     before = (run / "run.json").read_bytes()
     target = {"fsync": (os, "fsync"), "replace": (os, "replace"),
-              "mkstemp": (registry.tempfile, "mkstemp")}[where]
+              "mkstemp": (atomic.tempfile, "mkstemp")}[where]
     monkeypatch.setattr(*target, _enospc)
     with pytest.raises(ConfigError, match=r"No space left on device \(the disk is full; free some space"):
         registry.atomic_write_json(run / "run.json", {"status": "failed", "n": 2})
@@ -294,7 +295,7 @@ def test_read_only_models_folder(tmp_path, monkeypatch):
         return real_mkdir(self, *a, **k)
 
     monkeypatch.setattr(Path, "mkdir", erofs_mkdir)
-    monkeypatch.setattr(registry.tempfile, "mkstemp",
+    monkeypatch.setattr(atomic.tempfile, "mkstemp",
                         lambda *a, **k: (_ for _ in ()).throw(OSError(errno.EROFS, os.strerror(errno.EROFS))))
     with pytest.raises(ConfigError, match="Read-only file system"):
         registry.create_run(tmp_path / "ro" / "models", "r1", {})
@@ -316,7 +317,8 @@ def small_set(tmp_path_factory) -> Path:
 def test_training_job_with_a_full_disk_fails_cleanly(small_set, tmp_path, monkeypatch):
     """The disk fills up while the job writes its evaluation: the run is marked failed with the reason, no
     model.keras or temporary file is left, and the registry lists the run as unusable."""
-    from ecg_core.ml.train import TrainConfig, run_training
+    from ecg_core.ml.train import run_training
+    from ecg_core.ml.train_config import TrainConfig
 
     real_replace = os.replace
 

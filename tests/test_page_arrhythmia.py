@@ -9,7 +9,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from _arrhythmia_run import RUN_ID, tiny_models  # noqa: F401  (session fixture)
-from ecg_core.signals.records import ensure_demo_records
+from ecg_core.signals.demo import ensure_demo_records
 
 PAGE = str(Path(__file__).resolve().parents[1] / "pages" / "arrhythmia.py")
 TIMEOUT = 120

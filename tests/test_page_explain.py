@@ -1,6 +1,6 @@
 """AppTest of the Explain page with a tiny model trained here: an image (linked by path, or uploaded) -> input check
 -> prediction -> overlay -> PDF bytes; the second method reuses the cached preprocessing; no runs, unusable runs,
-a non-ECG image and the batch mode."""
+a non-ECG image; and the Batch predict page."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from conftest import write_image
 
 REPO = Path(__file__).resolve().parents[1]
 PAGE = str(REPO / "pages" / "explain.py")
+BATCH_PAGE = str(REPO / "pages" / "explain_batch.py")
 TIMEOUT = 300
 
 
@@ -24,7 +25,8 @@ def trained(tmp_path_factory) -> tuple[Path, Path]:
     """(models folder with one tiny run trained on synthetic reports, the synthetic dataset)."""
     from ecg_core.imaging.preprocess import PreprocessConfig
     from ecg_core.reports.synth import generate_dataset
-    from ecg_core.ml.train import TrainConfig, run_training
+    from ecg_core.ml.train import run_training
+    from ecg_core.ml.train_config import TrainConfig
 
     tmp = tmp_path_factory.mktemp("page")
     data = tmp / "synth"
@@ -42,8 +44,8 @@ def page(trained, monkeypatch, tmp_path):
     monkeypatch.setenv("ECG_INSIGHT_HOME", str(tmp_path / "home"))
     st.cache_data.clear()  # other tests' cached values must not hide the calls counted here
 
-    def make(**state) -> AppTest:
-        at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    def make(script: str = PAGE, **state) -> AppTest:
+        at = AppTest.from_file(script, default_timeout=TIMEOUT)
         for k, v in state.items():
             at.session_state[k] = v
         return at
@@ -168,7 +170,7 @@ def test_batch_mode_with_a_bad_file(page, trained, tmp_path) -> None:
     for p in sorted(data.glob("*/*.png"))[:2]:
         (folder / p.name).write_bytes(p.read_bytes())
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
-    at = page(explain_mode="Batch (folder or zip)").run()
+    at = page(BATCH_PAGE).run()
     assert not at.exception
     at.text_input(key="explain_batch_dir").set_value(str(folder)).run()
     at.button(key="explain_batch_run").click().run()
@@ -253,7 +255,7 @@ def test_training_domain_is_named_next_to_the_verdict(page, trained) -> None:
 
 
 def test_domain_note_both_ways() -> None:
-    from ecg_core.xai.explain import training_domain_note
+    from ecg_core.reports.messages import training_domain_note
 
     assert not training_domain_note("synthetic", input_synthetic=False).matches
     assert not training_domain_note("real", input_synthetic=True).matches

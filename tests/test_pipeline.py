@@ -16,8 +16,9 @@ keras = pytest.importorskip("keras")
 pytest.importorskip("tf_keras_vis")
 
 from ecg_core.ml import zoo  # noqa: E402
-from ecg_core.reports import ecg_check, leads, pipeline
-from ecg_core.xai import explain
+from ecg_core.reports import ecg_check, leads, pipeline  # noqa: E402
+from ecg_core.viz import explain as viz_explain  # noqa: E402
+from ecg_core.xai import explainer as xai_explainer, methods  # noqa: E402
 from ecg_core.imaging import preprocess as pp  # noqa: E402
 from ecg_core.core.errors import ConfigError  # noqa: E402
 from ecg_core.reports.synth import RenderOptions, SynthSpec, make_report  # noqa: E402
@@ -27,10 +28,10 @@ NAMES = ["MI", "History of MI", "Abnormal", "Normal"]
 
 
 @pytest.fixture(scope="module")
-def explainer() -> explain.Explainer:
+def explainer() -> xai_explainer.Explainer:
     model = zoo.build_model("custom_cnn", input_shape=CFG.input_shape, n_classes=4, seed=3).model
-    return explain.Explainer(model, class_names=NAMES,
-                             options=explain.ExplainOptions(scorecam_max_n=2, smooth_samples=2))
+    return xai_explainer.Explainer(model, class_names=NAMES,
+                             options=methods.ExplainOptions(scorecam_max_n=2, smooth_samples=2))
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +66,7 @@ def test_one_pass_gives_the_same_prediction_and_map_as_two(explainer, method: st
 
 
 def test_single_pass_is_used_for_gradient_methods_only() -> None:
-    assert {m for m, c in explain.METHODS.items() if not c.single_pass} == {"scorecam", "smoothgrad"}
+    assert {m for m, c in methods.METHODS.items() if not c.single_pass} == {"scorecam", "smoothgrad"}
 
 
 def test_prepare_once_then_every_method_and_class_from_the_cache(explainer, report, monkeypatch) -> None:
@@ -115,7 +116,7 @@ def test_display_copy_coordinates_and_maps(explainer, report) -> None:
     outside[y0:y1, x0:x1] = False
     assert float(ex.heatmap_display[outside].max(initial=0.0)) == 0.0
     assert set(ex.lead_table["lead"]) == set(prepared.layout.boxes)
-    figs = pipeline.figures(prepared, ex, NAMES, alpha=0.5)
+    figs = viz_explain.figures(prepared, ex, NAMES, alpha=0.5)
     assert figs.overlay.shape == prepared.rgb.shape and figs.overlay.dtype == np.uint8
     assert figs.probability is not None and figs.lead_attention is not None
     full = pipeline.full_resolution_overlay(_jpeg(rgb), "r.jpg", ex)

@@ -285,13 +285,13 @@ def test_predict_files_matches_per_file_reference_in_input_order(run_dir, tmp_pa
     with a bad file and a not-ECG image in the middle."""
     from conftest import report_like
     from ecg_core.ml import registry
-    from ecg_core.xai import explain
+    from ecg_core.reports import batch, pipeline
     from ecg_core.imaging.preprocess import preprocess
 
-    run = explain.resolve_run(run_dir)
+    run = registry.resolve_run(run_dir)
     cfg = registry.preprocess_config_of(run)
     model = registry.load_model(run)
-    draft = explain._batch_draft_size(cfg)  # (1100, 165): the check's working width, the preprocessing's height
+    draft = pipeline.decode_draft_size(cfg)  # (1100, 165): the check's working width, the preprocessing's height
     # JPEGs twice the draft size, so that they are decoded at 1/2 scale
     good = [write_image(tmp_path / f"r{i}.jpg", report_like(i, size=(2200 + 40 * i, 1560))) for i in range(4)]
     bad = tmp_path / "bad.jpg"
@@ -303,7 +303,7 @@ def test_predict_files_matches_per_file_reference_in_input_order(run_dir, tmp_pa
 
     for check, files in ((False, good[:2] + [bad] + good[2:]), (True, [good[0], junk, good[1], bad, good[2]])):
         seen = []
-        df = explain.predict_files(model, cfg, files, class_names=CLASSES, check=check, batch_size=2, workers=3,
+        df = batch.predict_files(model, cfg, files, class_names=CLASSES, check=check, batch_size=2, workers=3,
                                    progress=lambda i, n, seen=seen: seen.append((i, n)))
         assert seen == [(i + 1, len(files)) for i in range(len(files))]
         assert df["path"].tolist() == [str(f) for f in files]  # input order
@@ -343,17 +343,17 @@ def test_predict_files_cache_skips_decoding_the_second_time(run_dir, tmp_path, m
     cached too; a damaged cache entry is recomputed."""
     from conftest import report_like
     from ecg_core.ml import registry
-    from ecg_core.xai import explain
+    from ecg_core.reports import batch
     from ecg_core.imaging import loader as ecg_io
     from ecg_core.imaging.preprocess import preprocess
 
-    run = explain.resolve_run(run_dir)
+    run = registry.resolve_run(run_dir)
     cfg = registry.preprocess_config_of(run)
     model = registry.load_model(run)
     files = [write_image(tmp_path / f"r{i}.png", report_like(10 + i, size=(900, 640))) for i in range(3)]
     files.insert(1, write_image(tmp_path / "noise.png", noise(4)))
     cache = tmp_path / "cache"
-    first = explain.predict_files(model, cfg, files, class_names=CLASSES, batch_size=2, cache_root=cache)
+    first = batch.predict_files(model, cfg, files, class_names=CLASSES, batch_size=2, cache_root=cache)
     assert first.loc[1, "reason"].startswith("not an ECG: ") and (first.loc[[0, 2, 3], "reason"] == "").all()
     assert len(list((cache / "preprocess").rglob("*.npy"))) == 3  # not-ECG files are never preprocessed
     assert len(list((cache / "ecg_check").rglob("*.json"))) == 4
@@ -368,12 +368,12 @@ def test_predict_files_cache_skips_decoding_the_second_time(run_dir, tmp_path, m
         raise AssertionError("decoded although cached")
 
     monkeypatch.setattr(ecg_io, "load_image", no_decoding)
-    second = explain.predict_files(model, cfg, files, class_names=CLASSES, batch_size=2, cache_root=cache)
+    second = batch.predict_files(model, cfg, files, class_names=CLASSES, batch_size=2, cache_root=cache)
     pd.testing.assert_frame_equal(first, second)
     monkeypatch.undo()
     # a damaged entry is not trusted: the file is decoded again and the entry rewritten
     victim = next((cache / "ecg_check").rglob("*.json"))
     victim.write_text("{not json")
-    third = explain.predict_files(model, cfg, files, class_names=CLASSES, batch_size=2, cache_root=cache)
+    third = batch.predict_files(model, cfg, files, class_names=CLASSES, batch_size=2, cache_root=cache)
     pd.testing.assert_frame_equal(first, third)
     assert json.loads(victim.read_text())["score"] >= 0

@@ -1,4 +1,5 @@
-"""Tests of ecg_core.signals.records (records, beats, VF windows) and ecg_core.signals.spectral (images, splits, dataset builder).
+"""Tests of ecg_core.signals.records, filters, segments and demo (records, beats, VF windows) and
+ecg_core.signals.spectral and spectral_dataset (images, splits, dataset builder).
 
 Tests marked ``needs_data`` use the MIT-BIH files of ``../shared/data/signals`` and are skipped when that folder is
 absent (a fresh clone); the rest run on the synthetic demo records (``signals.ensure_demo_records``) and on toy arrays.
@@ -15,26 +16,16 @@ import pandas as pd
 import pytest
 
 from ecg_core.core.errors import ConfigError, DatasetError, EcgCoreError, SignalLoadError
-from ecg_core.signals.records import (
-    Record,
-    SegmentConfig,
-    ensure_demo_records,
-    extract_segments,
-    read_csv_signal,
-    read_record,
-    resample,
-    rhythm_episodes,
-    segments_frame,
-    write_csv_signal,
-)
-from ecg_core.signals.spectral import (
-    SpectralConfig,
+from ecg_core.signals.demo import ensure_demo_records
+from ecg_core.signals.filters import resample
+from ecg_core.signals.records import Record, read_csv_signal, read_record, write_csv_signal
+from ecg_core.signals.segments import SegmentConfig, extract_segments, rhythm_episodes, segments_frame
+from ecg_core.signals.spectral import SpectralConfig, segment_to_image, segments_to_images
+from ecg_core.signals.spectral_dataset import (
     build_spectral_dataset,
     load_spectral_dataset,
     record_kfold,
     record_split,
-    segment_to_image,
-    segments_to_images,
 )
 
 REPO = Path(__file__).resolve().parents[1]
@@ -57,7 +48,7 @@ PUBLISHED = {
     "207": {"L": 1457, "R": 86, "A": 107, "V": 105 + 105},  # V: 105 V + 105 E
     "208": {"N": 1586, "A": 2, "V": 992},  # A: 2 S
 }
-# The mapping written out independently of ecg_core (see the ecg_core.signals.records docstring).
+# The mapping written out independently of ecg_core (see the ecg_core.signals.segments docstring).
 REFERENCE_MAP = {"N": "N", "L": "L", "R": "R", "A": "A", "a": "A", "J": "A", "S": "A", "V": "V", "E": "V"}
 
 

@@ -17,7 +17,10 @@ from conftest import report_like, write_image
 from ecg_core.ml import jobs, registry
 from ecg_core.core.errors import ConfigError, ModelLoadError
 from ecg_core.imaging.preprocess import PreprocessConfig
-from ecg_core.ml.train import TrainConfig, read_progress, run_training, training_rows
+from ecg_core.ml.progress import read_progress
+from ecg_core.ml.train import run_training
+from ecg_core.ml.train_config import TrainConfig
+from ecg_core.ml.train_data import training_rows
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = PreprocessConfig(height=48, width=64)
@@ -153,10 +156,29 @@ def test_training_rows_expand_only_train():
     assert set(rows["split"]) == {"train"} and len(rows) == 8
 
 
+def test_dataset_info_contract(tmp_path):
+    """dataset_info.json: what a builder tells the run (input kind, run.json additions, files to copy), checked."""
+    from ecg_core.ml.train_data import read_dataset_info
+
+    assert read_dataset_info(tmp_path) is None
+    (tmp_path / "cfg.json").write_text("{}")
+    info_file = tmp_path / "dataset_info.json"
+    info_file.write_text(json.dumps({"input_kind": "spectral_beat", "run_meta": {"spectral": {"a": 1}},
+                                     "copy_files": ["cfg.json"]}))
+    info = read_dataset_info(tmp_path)
+    assert (info.input_kind, info.run_meta, info.copy_files) == ("spectral_beat", {"spectral": {"a": 1}}, ("cfg.json",))
+    for bad, message in (({"kind": "x"}, "unknown keys"), ({"run_meta": {"status": "completed"}}, "cannot set"),
+                         ({"copy_files": ["../x.json"]}, "plain name"), ({"copy_files": ["run.json"]}, "plain name"),
+                         ({"copy_files": ["missing.json"]}, "no such file"), ([1], "JSON object")):
+        info_file.write_text(json.dumps(bad))
+        with pytest.raises(ConfigError, match=message):
+            read_dataset_info(tmp_path)
+
+
 def test_make_dataset_feeds_float_of_the_uint8_cache_deterministically(tmp_path):
     """uint8 cache arrays cross the Python boundary as uint8 and become float32 x / 255 per batch (exactly the
     values of the former per-element conversion); the same seed gives the same augmented batches."""
-    from ecg_core.ml.train import make_dataset
+    from ecg_core.ml.train_data import make_dataset
 
     rng = np.random.default_rng(0)
     arrs = [rng.integers(0, 256, (24, 32, c), dtype=np.uint8) for c in (1, 1, 1, 1, 1)]

@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from ecg_core.core.config import FrozenConfig
 from ecg_core.core.errors import ConfigError
 
 __all__ = [
@@ -58,7 +59,7 @@ _PAPER_WHITE = 255
 
 
 @dataclass(frozen=True)
-class AugmentConfig:
+class AugmentConfig(FrozenConfig):
     """Strengths of each augmentation; 0 (or False) switches a transform off.
 
     Every enabled transform fires independently with probability ``p``.

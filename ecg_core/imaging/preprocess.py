@@ -20,19 +20,17 @@ and model-input coordinates exact (used to map heatmaps back onto the original r
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import cv2
 import numpy as np
 
+from ecg_core.core.atomic import atomic_write_json, atomic_write_via
 from ecg_core.core.config import FrozenConfig
 from ecg_core.core.errors import ConfigError
+from ecg_core.core.hashing import file_hash
 
 CROP_MODES = ("relative", "auto", "none")
 
@@ -250,7 +248,7 @@ class PreprocessCache:
     """On-disk cache of preprocessed images, keyed by (file content hash, config hash).
 
     Files are stored as uint8 ``.npy`` under ``root/<config hash>/<content hash>.npy`` and written atomically
-    (temporary file + rename), so a killed process never leaves a half-written entry.
+    (:mod:`ecg_core.core.atomic`: temporary file + rename), so a killed process never leaves a half-written entry.
     """
 
     def __init__(self, root: str | Path) -> None:
@@ -275,19 +273,10 @@ class PreprocessCache:
                 f"cache entries must be uint8 of shape {cfg.input_shape}; got {arr_uint8.dtype} {arr_uint8.shape}"
             )
         p = self.path_for(content_hash, cfg)
-        p.parent.mkdir(parents=True, exist_ok=True)
         cfg_file = p.parent / "config.json"
         if not cfg_file.exists():
-            _atomic_write_bytes(cfg_file, json.dumps(cfg.to_dict(), indent=1).encode())
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npy", dir=p.parent)
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.save(f, arr_uint8, allow_pickle=False)
-            os.replace(tmp, p)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return p
+            atomic_write_json(cfg_file, cfg.to_dict())
+        return atomic_write_via(p, lambda f: np.save(f, arr_uint8, allow_pickle=False))
 
 
 def preprocess_file(
@@ -304,12 +293,12 @@ def preprocess_file(
     from ecg_core.imaging.loader import load_image, read_bytes
 
     data = read_bytes(path)
-    h = content_hash or hashlib.sha256(data).hexdigest()
+    h = content_hash or file_hash(data)
     if cache is not None:
         hit = cache.get(h, cfg)
         if hit is not None:
             return hit
-    img = load_image(data, name=Path(path).name, draft_size=_draft_size(cfg))
+    img = load_image(data, name=Path(path).name, draft_size=draft_size(cfg))
     out = preprocess(img.rgb, cfg, keep_steps=False).final
     arr = np.clip(np.rint(out * 255.0), 0, 255).astype(np.uint8)
     if cache is not None:
@@ -317,18 +306,7 @@ def preprocess_file(
     return arr
 
 
-def _draft_size(cfg: PreprocessConfig) -> tuple[int, int]:
+def draft_size(cfg: PreprocessConfig) -> tuple[int, int]:
     """A JPEG draft size that still leaves the cropped area larger than the work size."""
     f = cfg.work_factor / (1.0 - max(cfg.crop_top + cfg.crop_bottom, cfg.crop_left + cfg.crop_right, 0.0))
     return (int(cfg.width * f) + 1, int(cfg.height * f) + 1)
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

@@ -1,4 +1,4 @@
-"""Comparing training runs side by side, and the leakage demonstration.
+"""Comparing training runs side by side.
 
 What the Compare page (and the CLI) need about a run, read from its folder ``models/<run_id>/``:
 
@@ -13,9 +13,8 @@ What the Compare page (and the CLI) need about a run, read from its folder ``mod
 * :class:`SplitOverlap` / :func:`leakage_badge` — whether a run's test files have copies in its training split
   (read from ``split.csv``): a group- or record-aware split has none; a random file-level split usually has many.
 * :func:`measure_latency` — median wall time of single-image forward passes (batch 1, CPU or GPU as available).
-* :func:`leakage_demo` — trains one architecture twice on the same folder, once with the leaky random file-level
-  split and once with the group-aware split, and writes both runs plus a ``leakage_demo.json`` summary;
-  :func:`find_leakage_demos` finds such pairs in a registry.
+
+The leakage demonstration (a pair of runs that differ only in the split) is :mod:`ecg_core.ml.leakage_demo`.
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ import json
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -32,32 +31,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecg_core.ml import registry
 from ecg_core.core.errors import ConfigError, EcgCoreError
-from ecg_core.ml.evaluate import EvalReport, compare_frame, evaluate_frame, json_safe, read_predictions
-from ecg_core.ml.registry import RunInfo
+from ecg_core.core.formatting import finite_or_none, fmt_num, fmt_value_ci
+from ecg_core.ml import registry
+from ecg_core.ml.predictions import evaluate_frame, read_predictions
+from ecg_core.ml.registry import RunInfo, resolve_run
+from ecg_core.ml.report import EvalReport, compare_frame
 
 __all__ = [
     "LEAKDEMO_FILE",
-    "LEAKDEMO_PREFIX",
     "Latency",
     "LeakageBadge",
     "RunRecord",
     "SplitOverlap",
     "compare_table",
     "display_table",
-    "explain_gap",
-    "find_leakage_demos",
     "leakage_badge",
-    "leakage_demo",
-    "leakage_summary",
     "load_history",
     "load_predictions",
     "load_report",
     "load_run_record",
     "measure_latency",
     "misclassified",
-    "resolve_run",
     "run_signature",
     "run_split_overlap",
     "split_overlap",
@@ -69,8 +64,8 @@ PREDICTION_FILES: dict[str, str] = {"test": "predictions.csv", "oof": "predictio
 """Predictions file of each split kind in a run folder."""
 HISTORY_FILE = "history.csv"
 SPLIT_FILE = "split.csv"
-LEAKDEMO_PREFIX = "leakdemo"
 LEAKDEMO_FILE = "leakage_demo.json"
+"""Summary of a leakage-demo pair in both run folders (written by :func:`ecg_core.ml.leakage_demo.leakage_demo`)."""
 LEAK_FREE_SPLITS = ("group", "record")
 _TABLE_METRICS = ("accuracy", "macro_f1", "macro_precision", "macro_recall", "macro_specificity")
 _METRIC_TITLES = {
@@ -178,30 +173,6 @@ class RunRecord:
 
 
 # --------------------------------------------------------------------------------------------------- loading runs
-def resolve_run(run: str | os.PathLike[str] | RunInfo, *, models_dir: str | os.PathLike[str] | None = None) -> RunInfo:
-    """A run given as :class:`RunInfo`, a run folder path, or a run id in ``models_dir`` (default: the registry).
-
-    Raises :class:`ConfigError` naming the registry's runs when nothing matches.
-    """
-    if isinstance(run, RunInfo):
-        return run
-    from ecg_core.core import paths
-
-    text = str(run)
-    p = Path(text).expanduser()
-    if p.is_dir() and (p / registry.RUN_JSON).is_file():
-        return registry.read_run(p)
-    root = Path(models_dir) if models_dir is not None else paths.models_dir()
-    if text and "/" not in text and os.sep not in text and (root / text).is_dir():
-        return registry.read_run(root / text)
-    known = [r.run_id for r in registry.list_runs(root)]
-    hint = f"known runs: {', '.join(known[:8])}{' ...' if len(known) > 8 else ''}" if known else "it has no runs"
-    raise ConfigError(
-        f"run {text!r} not found: expected a run id in {str(root)!r} ({hint}) or the path of a run folder "
-        "holding run.json"
-    )
-
-
 def run_signature(run: RunInfo | str | os.PathLike[str]) -> str:
     """A cheap change detector for a run folder (modification times and sizes of its result files)."""
     path = run.path if isinstance(run, RunInfo) else Path(run)
@@ -411,29 +382,19 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     for key in _TABLE_METRICS:
         if key in table.columns:
             out[f"{_METRIC_TITLES[key]} (95% CI)"] = [
-                _ci_text(v, lo, hi) for v, lo, hi in zip(table[key], table[f"{key}_lo"], table[f"{key}_hi"])
+                fmt_value_ci(v, (lo, hi), label="", sep="–")
+                for v, lo, hi in zip(table[key], table[f"{key}_lo"], table[f"{key}_hi"])
             ]
-    out["ECE"] = [f"{v:.3f}" if _finite(v) else "n/a" for v in table["ece"]]
+    out["ECE"] = [fmt_num(v) for v in table["ece"]]
     out["parameters"] = [f"{int(v):,}" if _finite(v) else "n/a" for v in table["n_params"]]
-    out["model size (MB)"] = [f"{v:.2f}" if _finite(v) else "n/a" for v in table["model_mb"]]
+    out["model size (MB)"] = [fmt_num(v, 2) for v in table["model_mb"]]
     if "latency_ms" in table.columns:
         out["latency (ms, median)"] = [f"{v:.1f}" if _finite(v) else "—" for v in table["latency_ms"]]
     return out
 
 
 def _finite(v: Any) -> bool:
-    try:
-        return v is not None and math.isfinite(float(v))
-    except (TypeError, ValueError):
-        return False
-
-
-def _ci_text(v: Any, lo: Any, hi: Any) -> str:
-    if not _finite(v):
-        return "n/a"
-    if _finite(lo) and _finite(hi):
-        return f"{float(v):.3f} ({float(lo):.3f}–{float(hi):.3f})"
-    return f"{float(v):.3f}"
+    return finite_or_none(v) is not None
 
 
 # ------------------------------------------------------------------------------------------------ misclassified
@@ -507,173 +468,3 @@ def measure_latency(model: Any, *, n: int = 20, warmup: int = 3, seed: int = 0) 
         warmup=warmup,
         input_shape=tuple(int(d) for d in shape[1:]),
     )
-
-
-# ------------------------------------------------------------------------------------------------ leakage demo
-def leakage_summary(file_run: RunInfo | str | os.PathLike[str], group_run: RunInfo | str | os.PathLike[str],
-                    *, models_dir: str | os.PathLike[str] | None = None) -> dict[str, Any]:
-    """JSON-safe summary of a leakage-demo pair: both runs' test accuracy and macro-F1 with 95 % CI, test files,
-    distinct test images, test files with a copy in training, the gaps, and a one-sentence explanation."""
-    runs: dict[str, Any] = {}
-    for kind, run in (("file", file_run), ("group", group_run)):
-        info = resolve_run(run, models_dir=models_dir)
-        rep = load_report(info)
-        if rep is None:
-            raise ConfigError(f"run {info.run_id!r} has no test evaluation (eval.json); the demo cannot be summarised")
-        ov = run_split_overlap(info)
-        runs[kind] = {
-            "run_id": info.run_id,
-            "split_by": str((info.meta.get("split") or {}).get("by", "unknown")),
-            "accuracy": rep.accuracy,
-            "accuracy_ci": list(rep.ci.get("accuracy", (math.nan, math.nan))),
-            "macro_f1": rep.macro.get("f1", math.nan),
-            "macro_f1_ci": list(rep.ci.get("macro_f1", (math.nan, math.nan))),
-            "n_test": rep.n,
-            "n_test_distinct": rep.n_distinct,
-            "n_test_exact_in_train": ov.n_test_exact_in_train if ov else None,
-            "n_test_group_in_train": ov.n_test_group_in_train if ov else None,
-            "n_train": ov.n_train if ov else None,
-            "epochs_run": (info.meta.get("training") or {}).get("epochs_run"),
-        }
-    meta = resolve_run(group_run, models_dir=models_dir).meta
-    summary = {
-        "kind": "leakage_demo",
-        "tag": _demo_tag(runs["file"]["run_id"]) or _demo_tag(runs["group"]["run_id"]) or "",
-        "data_dir": meta.get("data_dir"),
-        "arch": meta.get("arch"),
-        "input_shape": meta.get("input_shape"),
-        "seed": (meta.get("train") or {}).get("seed"),
-        "epochs": (meta.get("train") or {}).get("epochs"),
-        "runs": runs,
-        "gap": {
-            "accuracy": runs["file"]["accuracy"] - runs["group"]["accuracy"],
-            "macro_f1": runs["file"]["macro_f1"] - runs["group"]["macro_f1"],
-        },
-    }
-    summary["explanation"] = explain_gap(summary)
-    return json_safe(summary)
-
-
-def explain_gap(summary: Mapping[str, Any]) -> str:
-    """One sentence on why the file-level split scores differently from the group split."""
-    f, g = summary["runs"]["file"], summary["runs"]["group"]
-    acc_f, acc_g = _num(f.get("accuracy")), _num(g.get("accuracy"))
-    copies = f.get("n_test_group_in_train")
-    exact = f.get("n_test_exact_in_train")
-    copy_txt = (f"{copies} of its {f.get('n_test')} test files have a copy in the training set "
-                f"({exact} byte-identical)" if copies is not None else "its test files may have copies in training")
-    if acc_f is None or acc_g is None:
-        return f"The file-level split cannot be compared: an accuracy is missing; {copy_txt}."
-    gap = (acc_f - acc_g) * 100
-    if gap > 0:
-        return (f"The random file-level split reports {gap:.0f} percentage points more accuracy ({acc_f:.1%} vs "
-                f"{acc_g:.1%}) because {copy_txt}, so the model is partly graded on images it has already seen, "
-                f"while the group split tests on {g.get('n_test_distinct')} images it never saw in any copy.")
-    return (f"Here the file-level split scored no higher ({acc_f:.1%} vs {acc_g:.1%}) even though {copy_txt}; with "
-            "so few test images chance dominates — its number is still not an honest estimate.")
-
-
-def _num(v: Any) -> float | None:
-    return float(v) if _finite(v) else None
-
-
-def _demo_tag(run_id: str) -> str | None:
-    for kind in ("file", "group"):
-        prefix = f"{LEAKDEMO_PREFIX}-{kind}-"
-        if run_id.startswith(prefix):
-            return run_id[len(prefix):]
-    return None
-
-
-def find_leakage_demos(runs: Sequence[RunInfo]) -> list[dict[str, Any]]:
-    """Leakage-demo pairs among ``runs`` (ids ``leakdemo-file-<tag>`` and ``leakdemo-group-<tag>``, both usable
-    with a test evaluation), newest first; each is the stored ``leakage_demo.json`` or, when missing, a summary
-    computed from the two run folders. Pairs that cannot be summarised are skipped."""
-    by_tag: dict[str, dict[str, RunInfo]] = {}
-    for r in runs:
-        tag = _demo_tag(r.run_id)
-        if tag is not None and r.usable:
-            kind = "file" if r.run_id.startswith(f"{LEAKDEMO_PREFIX}-file-") else "group"
-            by_tag.setdefault(tag, {})[kind] = r
-    out = []
-    for tag, pair in by_tag.items():
-        if set(pair) != {"file", "group"}:
-            continue
-        summary = None
-        stored = pair["group"].path / LEAKDEMO_FILE
-        try:
-            data = json.loads(stored.read_text(encoding="utf-8"))
-            if data.get("kind") == "leakage_demo" and {"file", "group"} <= set(data.get("runs", {})):
-                summary = data
-        except (OSError, ValueError, AttributeError):
-            summary = None
-        if summary is None:
-            try:
-                summary = leakage_summary(pair["file"], pair["group"])
-            except (EcgCoreError, OSError, ValueError):
-                continue
-        summary = dict(summary, tag=tag)
-        summary["created"] = str(pair["group"].meta.get("created", ""))
-        out.append(summary)
-    return sorted(out, key=lambda s: s["created"], reverse=True)
-
-
-def leakage_demo(
-    data_dir: str | os.PathLike[str],
-    *,
-    models_dir: str | os.PathLike[str],
-    arch: str = "custom_cnn",
-    preprocess: Any = None,
-    epochs: int = 15,
-    seed: int = 0,
-    patience: int = 5,
-    tag: str | None = None,
-    cache_root: str | os.PathLike[str] | None = None,
-    progress: Callable[[str], None] | None = None,
-    **train_options: Any,
-) -> dict[str, Any]:
-    """Train ``arch`` twice on ``data_dir`` — random file-level split, then group-aware split — and summarise.
-
-    Only the split differs: both runs keep every file (``dedupe=False``, so copies stay in the data and the file
-    split can put them on both sides), use the same seed, preprocessing, epochs and options. Writes the runs
-    ``leakdemo-file-<tag>`` and ``leakdemo-group-<tag>`` into ``models_dir`` and the summary
-    (:func:`leakage_summary`) as ``leakage_demo.json`` into both run folders; returns the summary.
-
-    Args:
-        data_dir: dataset folder (one sub-folder per class).
-        models_dir: registry folder for the two runs.
-        arch: architecture name of the zoo.
-        preprocess: a :class:`~ecg_core.imaging.preprocess.PreprocessConfig` (default: the library default).
-        epochs, seed, patience: training options shared by both runs.
-        tag: suffix of the run ids (default: ``<arch>-<timestamp>``); letters, digits, '-', '_', '.'.
-        train_options: further :class:`~ecg_core.ml.train.TrainConfig` fields (batch_size, preset, augment, ...).
-    """
-    from ecg_core.imaging.preprocess import PreprocessConfig
-    from ecg_core.ml.train import TrainConfig, run_training
-
-    for forbidden in ("split_by", "dedupe", "data_dir", "kfold"):
-        if forbidden in train_options:
-            raise ConfigError(f"leakage_demo sets {forbidden!r} itself; remove it from the options")
-    tag = tag or f"{arch}-{time.strftime('%Y%m%d-%H%M%S')}"
-    ids = {kind: registry.check_run_id(f"{LEAKDEMO_PREFIX}-{kind}-{tag}") for kind in ("file", "group")}
-    root = Path(models_dir)
-    taken = [i for i in ids.values() if (root / i).exists()]
-    if taken:
-        raise ConfigError(f"run(s) {taken} already exist in {str(root)!r}; choose another tag")
-    pre = preprocess if preprocess is not None else PreprocessConfig()
-    base = dict(data_dir=str(data_dir), arch=arch, preprocess=pre, epochs=epochs, seed=seed, patience=patience,
-                dedupe=False, **train_options)
-    configs = {"file": TrainConfig(split_by="file", **base), "group": TrainConfig(split_by="group", **base)}
-    run_dirs = {}
-    for kind in ("file", "group"):
-        if progress:
-            progress(f"training {ids[kind]} ({'random file-level' if kind == 'file' else 'group-aware'} split)")
-        run_dirs[kind] = run_training(configs[kind], models_dir=root, run_id=ids[kind], cache_root=cache_root)
-        status = registry.read_run(run_dirs[kind]).status
-        if status not in registry.USABLE_STATUSES:
-            raise ConfigError(f"run {ids[kind]!r} ended with status {status!r}; the demo needs both runs")
-    summary = leakage_summary(run_dirs["file"], run_dirs["group"])
-    summary["tag"] = tag
-    for d in run_dirs.values():
-        registry.atomic_write_json(d / LEAKDEMO_FILE, summary)
-    return summary

@@ -1,4 +1,4 @@
-"""Dataset index, audit, duplicate groups and leak-free splits.
+"""Dataset index, audit and duplicate groups.
 
 A dataset is a folder with one sub-folder per class (``root/<class folder>/**/<image>``); folder names are mapped
 to class ids by a label preset (:mod:`ecg_core.core.labels`). :func:`scan` builds a :class:`pandas.DataFrame` index with
@@ -26,31 +26,26 @@ distinct reports of ``mendeley-dev``: distinct reports correlate at most 0.914, 
 and 1.7x-upscaled copies of the same report correlate at least 0.971. (A 64-bit pHash does not separate them:
 distinct reports of this layout collide at Hamming distance 0.)
 
-**Splits are by group**: every member of a duplicate group lands in the same split, so copies of one image can
-never straddle train/validation/test.
+**Splits are by group** (:mod:`ecg_core.ml.splits`): every member of a duplicate group lands in the same split, so
+copies of one image can never straddle train/validation/test. Zip uploads are imported by
+:mod:`ecg_core.ml.zip_import`.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import lzma
-import shutil
-import stat
-import tempfile
-import zipfile
-import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pandas as pd
 
 from ecg_core.core.errors import ConfigError, DatasetError, ImageLoadError
-from ecg_core.imaging.loader import IMAGE_EXTENSIONS, load_image, read_bytes
+from ecg_core.core.hashing import file_hash
 from ecg_core.core.labels import LabelPreset, get_preset
+from ecg_core.imaging.loader import IMAGE_EXTENSIONS, load_image, read_bytes
 
 ProgressFn = Callable[[int, int], None]
 
@@ -68,7 +63,7 @@ INDEX_COLUMNS = (
     "group",
 )
 SIDECAR_EXTENSIONS = (".json",)
-_SKIP_DIRS = ("__MACOSX",)
+SKIP_DIRS = ("__MACOSX",)
 _FINGERPRINT_SIZE = (96, 64)  # (width, height) of the trace thumbnail
 _FINGERPRINT_CROP = (0.15, 0.04, 0.03, 0.02)  # top, bottom, left, right fractions cut before the thumbnail
 DEFAULT_NEAR_THRESHOLD = 0.95
@@ -79,7 +74,7 @@ def list_class_folders(root: str | Path) -> list[Path]:
     """Return the class sub-folders of ``root`` (hidden and OS-metadata folders skipped), sorted by name."""
     r = Path(root)
     return sorted(
-        p for p in r.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in _SKIP_DIRS
+        p for p in r.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name not in SKIP_DIRS
     )
 
 
@@ -102,7 +97,7 @@ def _iter_files(root: Path) -> tuple[list[tuple[Path, str]], list[tuple[str, str
     skipped: list[tuple[str, str]] = []
     for p in sorted(root.rglob("*")):
         rel = p.relative_to(root)
-        if any(part.startswith(".") or part in _SKIP_DIRS for part in rel.parts):
+        if any(part.startswith(".") or part in SKIP_DIRS for part in rel.parts):
             continue
         if p.is_symlink():
             skipped.append((str(rel), "symbolic link (not followed)"))
@@ -181,7 +176,7 @@ def scan(
         try:
             data = read_bytes(path)
             row["n_bytes"] = len(data)
-            row["sha256"] = hashlib.sha256(data).hexdigest()
+            row["sha256"] = file_hash(data)
             img = load_image(data, name=path.name, draft_size=(400, 300))
             w, h = _header_size(data)
             row["width"], row["height"] = w or img.width, h or img.height
@@ -382,322 +377,3 @@ def duplicate_groups(index: pd.DataFrame, *, min_size: int = 2) -> list[pd.DataF
     ok = index[index["error"] == ""]
     sizes = ok.groupby("group").size().sort_values(ascending=False, kind="stable")
     return [ok[ok["group"] == g].reset_index(drop=True) for g in sizes[sizes >= min_size].index]
-
-
-# ------------------------------------------------------------------------------------------------------- splits
-SPLITS = ("train", "val", "test")
-
-
-def _group_labels(index: pd.DataFrame) -> pd.Series:
-    """One label per group (the most common label of its members); only readable, labelled rows."""
-    ok = index[(index["error"] == "") & (index["label"] >= 0)]
-    return ok.groupby("group")["label"].agg(lambda s: int(s.value_counts().index[0]))
-
-
-def split_by_group(
-    index: pd.DataFrame, *, val_frac: float = 0.15, test_frac: float = 0.15, seed: int = 0
-) -> pd.DataFrame:
-    """Return a copy of ``index`` with a ``split`` column (train/val/test), assigned per duplicate group and
-    stratified by class. Unreadable or unlabelled rows get ``split == ""``.
-
-    Each class's groups are shuffled with ``seed``; ``round(n*test_frac)`` of them (at least 1 when the class has
-    3 or more groups and the fraction is > 0) go to test, as many for ``val_frac`` to val, the rest to train.
-    """
-    for name, v in (("val_frac", val_frac), ("test_frac", test_frac)):
-        if not 0.0 <= v < 1.0:
-            raise ConfigError(f"{name} must be in [0, 1), got {v!r}")
-    if val_frac + test_frac >= 1.0:
-        raise ConfigError(f"val_frac + test_frac must be < 1, got {val_frac} + {test_frac}")
-    glabels = _group_labels(index)
-    rng = np.random.default_rng(seed)
-    assign: dict[int, str] = {}
-    for label in sorted(glabels.unique()):
-        groups = np.array(sorted(glabels[glabels == label].index))
-        rng.shuffle(groups)
-        n = len(groups)
-        n_test = _share(n, test_frac)
-        n_val = _share(n - n_test, val_frac / (1.0 - test_frac) if test_frac < 1 else 0.0)
-        for g in groups[:n_test]:
-            assign[int(g)] = "test"
-        for g in groups[n_test : n_test + n_val]:
-            assign[int(g)] = "val"
-        for g in groups[n_test + n_val :]:
-            assign[int(g)] = "train"
-    out = index.copy()
-    labelled = (out["error"] == "") & (out["label"] >= 0)
-    out["split"] = [assign.get(int(g), "") if ok else "" for g, ok in zip(out["group"], labelled)]
-    out.attrs = dict(index.attrs, split_seed=seed, val_frac=val_frac, test_frac=test_frac, split_by="group")
-    return out
-
-
-def _share(n: int, frac: float) -> int:
-    if frac <= 0 or n <= 1:
-        return 0
-    k = int(round(n * frac))
-    if n >= 3:
-        k = max(k, 1)
-    return min(k, n - 1)
-
-
-def random_file_split(
-    index: pd.DataFrame, *, val_frac: float = 0.15, test_frac: float = 0.15, seed: int = 0
-) -> pd.DataFrame:
-    """A *leaky* file-level split (ignores duplicate groups), only for the leakage demonstration."""
-    out = index.copy()
-    usable = np.flatnonzero(((out["error"] == "") & (out["label"] >= 0)).to_numpy())
-    rng = np.random.default_rng(seed)
-    rng.shuffle(usable)
-    n_test = int(round(len(usable) * test_frac))
-    n_val = int(round(len(usable) * val_frac))
-    split = np.array([""] * len(out), dtype=object)
-    split[usable[:n_test]] = "test"
-    split[usable[n_test : n_test + n_val]] = "val"
-    split[usable[n_test + n_val :]] = "train"
-    out["split"] = split
-    out.attrs = dict(index.attrs, split_seed=seed, split_by="file")
-    return out
-
-
-def kfold_by_group(index: pd.DataFrame, *, k: int = 5, seed: int = 0) -> pd.DataFrame:
-    """Return a copy with a ``fold`` column (0..k-1, -1 for unusable rows) from scikit-learn's
-    ``StratifiedGroupKFold`` over duplicate groups."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
-    usable = (index["error"] == "") & (index["label"] >= 0)
-    sub = index[usable]
-    n_groups = sub["group"].nunique()
-    if k < 2 or k > n_groups:
-        raise ConfigError(f"k must be between 2 and the number of usable groups ({n_groups}), got {k}")
-    folds = np.full(len(index), -1, dtype=int)
-    cv = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    pos = np.flatnonzero(usable.to_numpy())
-    for f, (_, test_idx) in enumerate(cv.split(sub, sub["label"].to_numpy(), sub["group"].to_numpy())):
-        folds[pos[test_idx]] = f
-    out = index.copy()
-    out["fold"] = folds
-    out.attrs = dict(index.attrs, kfold_seed=seed, k=k)
-    return out
-
-
-def leakage(index: pd.DataFrame, *, by: str = "split") -> pd.DataFrame:
-    """Groups whose members sit in more than one split (or fold). Empty frame = no leakage.
-
-    Columns: group, n_files, values (e.g. ``"test,train"``), example (one file of the group).
-    """
-    if by not in index.columns:
-        raise ConfigError(f"the index has no column {by!r}; run a split first (columns: {', '.join(index.columns)})")
-    sub = index[(index["group"] >= 0) & (index[by].astype(str) != "") & (index[by].astype(str) != "-1")]
-    spread = sub.groupby("group")[by].agg(lambda s: ",".join(sorted(set(map(str, s)))))
-    multi = spread[spread.str.contains(",")]
-    if multi.empty:
-        return pd.DataFrame(columns=["group", "n_files", "values", "example"])
-    rows = [
-        {
-            "group": int(g),
-            "n_files": int((sub["group"] == g).sum()),
-            "values": v,
-            "example": sub.loc[sub["group"] == g, "rel_path"].iloc[0],
-        }
-        for g, v in multi.items()
-    ]
-    return pd.DataFrame(rows)
-
-
-def split_table(index: pd.DataFrame, *, by: str = "split") -> pd.DataFrame:
-    """Files and distinct groups per class and split (rows: classes, columns: (split, files|groups))."""
-    sub = index[index[by].astype(str) != ""]
-    files = sub.pivot_table(index="class_name", columns=by, values="path", aggfunc="count", fill_value=0)
-    groups = sub.pivot_table(index="class_name", columns=by, values="group", aggfunc="nunique", fill_value=0)
-    order = [s for s in SPLITS if s in files.columns] + [s for s in files.columns if s not in SPLITS]
-    out = pd.concat({"files": files[order], "distinct groups": groups[order]}, axis=1)
-    return out
-
-
-# ------------------------------------------------------------------------------------------------------ zip import
-@dataclass(frozen=True)
-class ZipLimits:
-    """Guards for archive import: entry count, total and per-file uncompressed size, compression ratio."""
-
-    max_entries: int = 20_000
-    max_total_bytes: int = 2 * 1024**3
-    max_file_bytes: int = 200 * 1024**2
-    max_ratio: float = 200.0
-
-    def __post_init__(self) -> None:
-        for name in ("max_entries", "max_total_bytes", "max_file_bytes"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"ZipLimits.{name} must be > 0, got {getattr(self, name)!r}")
-        if self.max_ratio <= 1:
-            raise ConfigError(f"ZipLimits.max_ratio must be > 1, got {self.max_ratio!r}")
-
-
-@dataclass(frozen=True)
-class ZipImport:
-    """Result of :func:`extract_zip`: the extracted root, the files written and the entries refused."""
-
-    root: Path
-    extracted: list[str]
-    skipped: list[tuple[str, str]]
-
-
-def _safe_member_name(name: str) -> str | None:
-    """The member's relative POSIX path, or None when it is absolute or escapes the target folder."""
-    if not name or "\x00" in name:
-        return None
-    norm = name.replace("\\", "/")
-    pp = PurePosixPath(norm)
-    if pp.is_absolute() or norm.startswith("/") or (len(norm) > 1 and norm[1] == ":"):
-        return None
-    parts = [p for p in pp.parts if p not in ("", ".")]
-    if not parts or any(p == ".." for p in parts):
-        return None
-    return "/".join(parts)
-
-
-def extract_zip(
-    source: str | Path | bytes, dest: str | Path, *, limits: ZipLimits = ZipLimits()
-) -> ZipImport:
-    """Extract the images (and JSON sidecars) of a zip archive into the new folder ``dest``, safely.
-
-    Refused entries (paths with ``..`` or absolute paths, links, non-image files, oversized or over-compressed
-    entries) are listed in ``skipped``; the archive as a whole is refused with :class:`DatasetError` when it is
-    not a zip, holds too many entries, or would expand beyond ``limits.max_total_bytes`` (zip bomb). Extraction
-    happens in a temporary folder that is renamed to ``dest`` only when complete.
-    """
-    import io as _io
-
-    dest = Path(dest)
-    if dest.exists() and any(dest.iterdir()):
-        raise DatasetError(f"target folder {str(dest)!r} already exists and is not empty")
-    try:
-        zf = zipfile.ZipFile(_io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise DatasetError(f"not a readable zip archive ({e}); upload a .zip of class folders.") from e
-    with zf:
-        try:
-            infos = zf.infolist()
-        except Exception as e:  # pragma: no cover - corrupted central directory
-            raise DatasetError(f"the zip archive is damaged ({e})") from e
-        if len(infos) > limits.max_entries:
-            raise DatasetError(f"the archive holds {len(infos)} entries; the limit is {limits.max_entries}.")
-        declared = sum(max(i.file_size, 0) for i in infos)
-        if declared > limits.max_total_bytes:
-            raise DatasetError(
-                f"the archive would expand to {declared / 1e6:.0f} MB; the limit is "
-                f"{limits.max_total_bytes / 1e6:.0f} MB (possible zip bomb)."
-            )
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".zipimport-", dir=dest.parent))
-        extracted: list[str] = []
-        skipped: list[tuple[str, str]] = []
-        written_total = 0
-        try:
-            for info in infos:
-                if info.filename.endswith("/"):  # a folder (not info.is_dir(): it fails on an empty name)
-                    continue
-                name = _safe_member_name(info.filename)
-                if name is None:
-                    skipped.append((info.filename, "unsafe path (absolute or containing '..'), refused"))
-                    continue
-                mode = (info.external_attr >> 16) & 0o170000
-                if mode == stat.S_IFLNK:
-                    skipped.append((info.filename, "symbolic link, refused"))
-                    continue
-                parts = name.split("/")
-                if any(p.startswith(".") or p in _SKIP_DIRS for p in parts):
-                    continue
-                ext = PurePosixPath(name).suffix.lower()
-                if ext not in IMAGE_EXTENSIONS and ext not in SIDECAR_EXTENSIONS:
-                    skipped.append((name, f"not an image file ({ext or 'no extension'})"))
-                    continue
-                if info.file_size > limits.max_file_bytes:
-                    skipped.append((name, f"too large ({info.file_size / 1e6:.0f} MB)"))
-                    continue
-                if info.compress_size > 0 and info.file_size / info.compress_size > limits.max_ratio:
-                    skipped.append((name, f"compression ratio {info.file_size / info.compress_size:.0f}:1 is "
-                                          "suspicious (zip bomb), refused"))
-                    continue
-                target = tmp / name
-                try:
-                    inside = tmp.resolve() in target.resolve().parents
-                except (OSError, RuntimeError, ValueError):  # e.g. a name too long for the file system
-                    inside = False
-                if not inside:
-                    skipped.append((info.filename, "unsafe or unusable path, refused"))
-                    continue
-                try:
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    n = _copy_limited(zf, info, target, limit=min(limits.max_file_bytes, info.file_size))
-                except _TooLarge:
-                    _discard(target)
-                    skipped.append((name, "expands beyond its declared size (zip bomb), refused"))
-                    continue
-                except OSError as e:
-                    _discard(target)
-                    if e.errno in _FATAL_ERRNOS:  # the target disk, not the archive: stop the whole import
-                        raise DatasetError(
-                            f"cannot extract the archive into {str(dest.parent)!r}: {e.strerror}; free some disk "
-                            "space or set ECG_INSIGHT_HOME to a writable folder."
-                        ) from e
-                    if e.errno is None:  # raised by a decompressor (bz2): damaged data
-                        skipped.append((name, f"damaged entry ({e})"))
-                    elif e.errno in (errno.EEXIST, errno.ENOTDIR, errno.EISDIR):
-                        skipped.append((name, "clashes with another entry (a file and a folder of the same name), "
-                                              "refused"))
-                    else:
-                        skipped.append((name, f"cannot be written ({e.strerror or e}), refused"))
-                    continue
-                except _DAMAGED_ENTRY_ERRORS as e:
-                    _discard(target)
-                    skipped.append((name, f"damaged entry ({e})"))
-                    continue
-                written_total += n
-                if written_total > limits.max_total_bytes:
-                    raise DatasetError("the archive expands beyond the size limit (zip bomb); import stopped.")
-                extracted.append(name)
-            if not extracted:
-                raise DatasetError("the archive contains no images (JPEG, PNG, BMP or TIFF).")
-            try:
-                if dest.exists():
-                    dest.rmdir()
-                tmp.rename(dest)
-            except OSError as e:  # e.g. the same archive imported at the same moment by another session
-                raise DatasetError(f"cannot create {str(dest)!r} ({e.strerror or e}); try again.") from e
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-    return ZipImport(root=dest, extracted=extracted, skipped=skipped)
-
-
-class _TooLarge(Exception):
-    pass
-
-
-# errors of a damaged archive entry (zipfile, zlib, bz2 and lzma raise all of these on hostile data)
-_DAMAGED_ENTRY_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, RuntimeError, ValueError,
-                         NotImplementedError, zlib.error, lzma.LZMAError)
-# errors of the target file system that no later entry can avoid
-_FATAL_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EROFS)
-
-
-def _discard(path: Path) -> None:
-    """Remove a partly written file (never a folder that another entry created)."""
-    try:
-        if path.is_symlink() or path.is_file():
-            path.unlink()
-    except OSError:
-        pass
-
-
-def _copy_limited(zf: zipfile.ZipFile, info: zipfile.ZipInfo, target: Path, *, limit: int) -> int:
-    written = 0
-    with zf.open(info) as src, open(target, "wb") as out:
-        while True:
-            chunk = src.read(1 << 20)
-            if not chunk:
-                break
-            written += len(chunk)
-            if written > limit:
-                raise _TooLarge()
-            out.write(chunk)
-    return written

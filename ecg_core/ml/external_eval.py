@@ -8,7 +8,7 @@
 An external evaluation preprocesses every file exactly as the run did (the :class:`PreprocessConfig` stored in
 ``run.json``), labels it with the run's class preset, and evaluates with the files' **duplicate groups** as
 bootstrap clusters — or, for a spectral-image folder whose ``index.csv`` has a ``record`` column, with the
-records (:func:`ecg_core.ml.train.apply_record_groups`), so the intervals resample patients, not beats.
+records (:func:`ecg_core.ml.train_data.apply_record_groups`), so the intervals resample patients, not beats.
 Unreadable files are skipped and listed; files in folders that match no class are counted and ignored.
 """
 
@@ -24,12 +24,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ecg_core.ml import registry
-from ecg_core.ml.compare import load_predictions, load_report, resolve_run
+from ecg_core.core.atomic import atomic_write_json, atomic_write_text
 from ecg_core.core.errors import ConfigError, DatasetError, EcgCoreError
-from ecg_core.ml.evaluate import CI_CLASS_METRICS, EvalReport, ci_key, evaluate_frame, evaluate_predictions
-from ecg_core.ml.evaluate import predictions_frame as make_predictions_frame
-from ecg_core.ml.registry import RunInfo
+from ecg_core.core.formatting import fmt_ci
+from ecg_core.ml import registry
+from ecg_core.ml.compare import load_predictions, load_report
+from ecg_core.ml.evaluate import evaluate_predictions
+from ecg_core.ml.predictions import evaluate_frame
+from ecg_core.ml.predictions import predictions_frame as make_predictions_frame
+from ecg_core.ml.registry import RunInfo, resolve_run
+from ecg_core.ml.report import CI_CLASS_METRICS, EvalReport, ci_key
 
 __all__ = [
     "ExternalEvaluation",
@@ -48,7 +52,7 @@ ProgressFn = Callable[[str, int, int], None]
 class ExternalEvaluation:
     """Result of :func:`evaluate_on_folder`.
 
-    ``predictions`` has the ``predictions.csv`` layout (:func:`ecg_core.ml.evaluate.predictions_frame`);
+    ``predictions`` has the ``predictions.csv`` layout (:func:`ecg_core.ml.predictions.predictions_frame`);
     ``skipped`` lists ``(relative path, reason)`` of image files that could not be read or preprocessed;
     ``n_unlabelled`` counts readable images in folders that match no class of the run's preset;
     ``n_ignored`` counts non-image files; ``grouped_by`` is ``'duplicate group'`` or ``'record'``.
@@ -134,7 +138,7 @@ def evaluate_on_folder(
     from ecg_core.ml import dataset
     from ecg_core.core.labels import get_preset
     from ecg_core.imaging.preprocess import PreprocessCache, preprocess_file
-    from ecg_core.ml.train import apply_record_groups
+    from ecg_core.ml.train_data import apply_record_groups
 
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or not 1 <= batch_size <= 1024:
         raise ConfigError(f"batch_size must be an integer in 1..1024; received {batch_size!r}")
@@ -219,11 +223,8 @@ def write_external(result: ExternalEvaluation, out_dir: str | os.PathLike[str]) 
     tag = data_tag(result.data_dir)
     pred_path = out / f"predictions_external-{tag}.csv"
     eval_path = out / f"eval_external-{tag}.json"
-    try:
-        registry.atomic_write_bytes(pred_path, result.predictions.to_csv(index=False).encode())
-        registry.atomic_write_json(eval_path, result.report.to_dict())
-    except OSError as e:
-        raise ConfigError(f"cannot write the results into {str(out)!r}: {e.strerror or e}") from e
+    atomic_write_text(pred_path, result.predictions.to_csv(index=False))  # a failed write raises FileWriteError
+    atomic_write_json(eval_path, result.report.to_dict())
     return pred_path, eval_path
 
 
@@ -232,8 +233,8 @@ def report_lines(report: EvalReport) -> list[str]:
     pct = round(100 * (1 - report.alpha))
 
     def ci(key: str) -> str:
-        lo, hi = report.ci.get(key, (float("nan"), float("nan")))
-        return f" ({pct}% CI {lo:.3f}-{hi:.3f})" if np.isfinite(lo) and np.isfinite(hi) else ""
+        text = fmt_ci(report.ci.get(key))
+        return f" ({pct}% CI {text})" if text != "n/a" else ""
 
     lines = [
         f"{report.split} split: {report.n} files / {report.n_distinct} distinct",

@@ -18,8 +18,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ecg_core.ml import registry
+from ecg_core.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ecg_core.core.paths import REPO_ROOT
+from ecg_core.ml import registry
 
 LOG_FILE = "log.txt"
 PID_FILE = "job.pid"
@@ -51,7 +52,7 @@ def start_job(args: list[str], run_dir: str | Path, *, env: dict[str, str] | Non
         env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1", **(env or {})},
     )
     log.close()
-    (jobs / f"{run_dir.name}.pid").write_text(str(proc.pid))
+    atomic_write_text(jobs / f"{run_dir.name}.pid", str(proc.pid))
     return JobHandle(run_dir, proc.pid)
 
 
@@ -91,7 +92,7 @@ class JobState:
 
 def job_state(run_dir: str | Path) -> JobState:
     """Read a job's state from its files (never raises)."""
-    from ecg_core.ml.train import read_progress
+    from ecg_core.ml.progress import read_progress
 
     run_dir = Path(run_dir)
     pid = job_pid(run_dir)
@@ -136,10 +137,10 @@ def stop_job(run_dir: str | Path, *, grace_s: float = 20.0, wait: bool = False) 
     Returns True when the process is gone.
     """
     run_dir = Path(run_dir)
-    from ecg_core.ml.train import STOP_FILE
+    from ecg_core.ml.progress import STOP_FILE
 
     if run_dir.exists():
-        (run_dir / STOP_FILE).touch()
+        atomic_write_bytes(run_dir / STOP_FILE, b"")
     pid = job_pid(run_dir)
     if pid and is_alive(pid):
         try:
@@ -200,7 +201,7 @@ def start_queue(models_dir: str | Path, queue_id: str, runs: list[dict[str, Any]
     stopping one run (``stop_job``) works as for a single job, and :func:`stop_queue` also cancels the rest.
     """
     qf = queue_file(models_dir, queue_id)
-    registry.atomic_write_json(qf, {"queue_id": queue_id, "runs": runs})
+    atomic_write_json(qf, {"queue_id": queue_id, "runs": runs})
     log = open(qf.with_suffix(".log"), "ab")
     proc = subprocess.Popen([sys.executable, "-m", "ecg_core", "queue", str(qf)], cwd=str(REPO_ROOT), stdout=log,
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
@@ -235,8 +236,7 @@ def run_queue(path: str | Path) -> int:
 def stop_queue(models_dir: str | Path, queue_id: str) -> None:
     """Cancel the runs of a queue that have not started yet (the running one is stopped with stop_job)."""
     qf = queue_file(models_dir, queue_id)
-    qf.parent.mkdir(parents=True, exist_ok=True)
-    qf.with_name(qf.name + QUEUE_STOP_SUFFIX).touch()
+    atomic_write_bytes(qf.with_name(qf.name + QUEUE_STOP_SUFFIX), b"")
 
 
 def queue_runs(models_dir: str | Path, queue_id: str) -> list[str]:

@@ -10,6 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from ecg_core.core.atomic import atomic_write_text
+from ecg_core.core.formatting import fmt_ci, fmt_num
 from ecg_core.ml import registry
 
 CREDITS = {
@@ -21,26 +23,17 @@ DISCLAIMER = ("**Research and education use only.** Not a medical device; predic
               "must not guide the care of a patient.")
 
 
-def _fmt(v: Any, nd: int = 3) -> str:
-    return f"{v:.{nd}f}" if isinstance(v, (int, float)) else "n/a"
-
-
-def _ci(ci: Any) -> str:
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(x, (int, float)) for x in ci):
-        return f"{ci[0]:.3f}–{ci[1]:.3f}"
-    return "n/a"
-
-
 def _eval_section(title: str, ev: dict[str, Any]) -> list[str]:
     ci = ev.get("ci", {})
+    macro_f1 = (ev.get("macro") or {}).get("f1")
     lines = [f"### {title}", "",
              f"- images: {ev.get('n')} files, {ev.get('n_distinct')} distinct (groups)",
-             f"- accuracy: {_fmt(ev.get('accuracy'))} (95 % CI {_ci(ci.get('accuracy'))})",
-             f"- macro-F1: {_fmt((ev.get('macro') or {}).get('f1'))} (95 % CI {_ci(ci.get('macro_f1'))})",
+             f"- accuracy: {fmt_num(ev.get('accuracy'))} (95 % CI {fmt_ci(ci.get('accuracy'), sep='–')})",
+             f"- macro-F1: {fmt_num(macro_f1)} (95 % CI {fmt_ci(ci.get('macro_f1'), sep='–')})",
              "", "| class | support | precision | recall | specificity | F1 |", "|---|---:|---:|---:|---:|---:|"]
     for c in ev.get("per_class", []):
-        lines.append(f"| {c.get('name')} | {c.get('support')} | {_fmt(c.get('precision'))} | {_fmt(c.get('recall'))}"
-                     f" | {_fmt(c.get('specificity'))} | {_fmt(c.get('f1'))} |")
+        lines.append(f"| {c.get('name')} | {c.get('support')} | {fmt_num(c.get('precision'))} "
+                     f"| {fmt_num(c.get('recall'))} | {fmt_num(c.get('specificity'))} | {fmt_num(c.get('f1'))} |")
     return lines + [""]
 
 
@@ -100,5 +93,5 @@ def render_model_card(run_dir: str | Path, *, limitations: list[str] | None = No
 
 def write_model_card(run_dir: str | Path, **kw: Any) -> Path:
     path = Path(run_dir) / "MODEL_CARD.md"
-    registry.atomic_write_bytes(path, render_model_card(run_dir, **kw).encode())
+    atomic_write_text(path, render_model_card(run_dir, **kw))
     return path

@@ -338,3 +338,41 @@ def library_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             out[pkg] = "not installed"
     return out
+
+
+class RunNotFoundError(ModelLoadError, ConfigError):
+    """No run matches a run id or folder (a :class:`ModelLoadError` for model users, a :class:`ConfigError` for the
+    comparison and evaluation commands, which always caught that)."""
+
+
+def resolve_run(run: str | os.PathLike[str] | RunInfo, *, models_dir: str | os.PathLike[str] | None = None,
+                usable: bool = False) -> RunInfo:
+    """A run given as :class:`RunInfo`, a run folder path (holding ``run.json``), or a run id in ``models_dir``
+    (default :func:`ecg_core.core.paths.models_dir`).
+
+    Raises :class:`RunNotFoundError` naming the known runs (with ``usable``: the available ones, with a usable model)
+    when nothing matches; with ``usable``, :class:`ModelLoadError` when the run has no usable model.
+    """
+    if isinstance(run, RunInfo):
+        info = run
+    else:
+        from ecg_core.core import paths
+
+        text = str(run)
+        p = Path(text).expanduser()
+        root = Path(models_dir) if models_dir is not None else paths.models_dir()
+        if p.is_dir() and (p / RUN_JSON).is_file():
+            info = read_run(p)
+        elif text and "/" not in text and os.sep not in text and (root / text).is_dir():
+            info = read_run(root / text)
+        else:
+            known = [r.run_id for r in list_runs(root) if r.usable or not usable]
+            listed = f"{', '.join(known[:10])}{' ...' if len(known) > 10 else ''}" if known else \
+                "none (train a model first)"
+            raise RunNotFoundError(
+                f"run {text!r} not found: expected a run folder holding {RUN_JSON} or a run id in {str(root)!r}; "
+                f"{'available' if usable else 'known runs'}: {listed}"
+            )
+    if usable and not info.usable:
+        raise ModelLoadError(f"run {info.run_id!r} has no usable model: {info.problem or 'status ' + info.status}")
+    return info

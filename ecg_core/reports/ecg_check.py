@@ -32,6 +32,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ecg_core.core.config import FrozenConfig
 from ecg_core.core.errors import ConfigError
 
 NOT_ECG = "not recognised as an ECG report"
@@ -39,7 +40,7 @@ WORK_WIDTH = 1100  # px: the working copy keeps the 1 mm grid resolvable (~4 px/
 
 
 @dataclass(frozen=True)
-class EcgCheckThresholds:
+class EcgCheckThresholds(FrozenConfig):
     """Decision thresholds of :func:`check_ecg`.
 
     Calibrated on 648 + 8 real Mendeley reports, ~200 synthetic reports and 42 generated non-ECG images: real
@@ -449,13 +450,10 @@ class CheckCache:
     VERSION = 1
 
     def __init__(self, root: str | Path, thresholds: EcgCheckThresholds | None = None) -> None:
-        import hashlib
-        import json
-        from dataclasses import asdict
+        from ecg_core.core.hashing import json_hash
 
         t = thresholds or EcgCheckThresholds()
-        key = json.dumps({"v": self.VERSION, "work_width": WORK_WIDTH, **asdict(t)}, sort_keys=True)
-        self.dir = Path(root) / hashlib.sha1(key.encode()).hexdigest()[:12]
+        self.dir = Path(root) / json_hash({"v": self.VERSION, "work_width": WORK_WIDTH, **t.to_dict()}, length=12)
 
     def _path(self, content_hash: str) -> Path:
         if not content_hash or any(c not in "0123456789abcdef" for c in content_hash):
@@ -475,10 +473,8 @@ class CheckCache:
     def put(self, content_hash: str, check: EcgCheck) -> None:
         import json
 
-        from ecg_core.imaging.preprocess import _atomic_write_bytes  # the array cache's writer: atomic, no fsync (a cache)
+        from ecg_core.core.atomic import atomic_write_text
 
-        p = self._path(content_hash)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        _atomic_write_bytes(p, json.dumps({"is_ecg": check.is_ecg, "score": check.score, "reasons": check.reasons,
-                                           "failed": check.failed}).encode())
+        atomic_write_text(self._path(content_hash), json.dumps({"is_ecg": check.is_ecg, "score": check.score,
+                                                                "reasons": check.reasons, "failed": check.failed}))
 

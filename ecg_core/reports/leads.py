@@ -1,8 +1,8 @@
 """Where is each lead on the report? Lead boxes, their detection on real images, and attention per lead.
 
-The standard report (see ``ARCHITECTURE.md``) prints 3 rows x 4 columns of 2.5 s — row 1 I aVR V1 V4, row 2 II aVL
-V2 V5, row 3 III aVF V3 V6 — and a 10 s rhythm strip below (key ``'II_rhythm'``, whatever lead the device chose
-for it; the Mendeley reports print lead III or II there). A :class:`LeadLayout` holds one box per lead in
+The standard report (:mod:`ecg_core.reports.layout`, the table shared with the synthetic renderer) prints 3 rows
+x 4 columns of 2.5 s — row 1 I aVR V1 V4, row 2 II aVL V2 V5, row 3 III aVF V3 V6 — and a 10 s rhythm strip below
+(key ``'II_rhythm'``, whatever lead the device chose for it; the Mendeley reports print lead III or II there). A :class:`LeadLayout` holds one box per lead in
 **original image pixels** ``(x0, y0, x1, y1)``, x1/y1 exclusive — the format of the synthetic sidecars — and says
 where the boxes came from:
 
@@ -22,7 +22,8 @@ where the boxes came from:
   layout's ``message`` says why, and the page shows it.
 
 :func:`lead_attention` turns a heatmap in original coordinates into the share of attention per lead and per
-territory (:data:`ecg_core.core.labels.TERRITORIES`, plus aVR and the rhythm strip).
+territory (:data:`ecg_core.core.labels.TERRITORIES`, plus aVR and the rhythm strip:
+:func:`ecg_core.reports.layout.lead_territory`).
 """
 
 from __future__ import annotations
@@ -38,39 +39,22 @@ import numpy as np
 import pandas as pd
 
 from ecg_core.core.errors import ConfigError
-from ecg_core.core.labels import LEADS, TERRITORIES
-
-RHYTHM_KEY = "II_rhythm"
-LAYOUT_ROWS: tuple[tuple[str, ...], ...] = (
-    ("I", "aVR", "V1", "V4"),
-    ("II", "aVL", "V2", "V5"),
-    ("III", "aVF", "V3", "V6"),
+from ecg_core.reports.layout import (
+    LEAD_KEYS,
+    OTHER_TERRITORY,
+    RHYTHM_KEY,
+    RHYTHM_TERRITORY,
+    TEMPLATE_BASELINES,
+    TEMPLATE_COL_W,
+    TEMPLATE_X0,
+    TERRITORY_ORDER,
+    cell_boxes,
+    lead_territory,
 )
-LEAD_KEYS: tuple[str, ...] = (*LEADS, RHYTHM_KEY)
+
 SOURCES: tuple[str, ...] = ("sidecar", "detected", "template")
-RHYTHM_TERRITORY = "rhythm strip"
-OTHER_TERRITORY = "aVR"
-TERRITORY_ORDER: tuple[str, ...] = (*TERRITORIES, OTHER_TERRITORY, RHYTHM_TERRITORY)
 
 Box = tuple[int, int, int, int]
-
-# Template: fractions of the image width/height, measured on the 8 full-resolution Mendeley reports (2213 x 1572):
-# where the 4 columns start and end, and the centre lines (baselines) of the 4 trace rows; rows extend half a
-# row spacing above and below their baseline.
-_TEMPLATE_X0, _TEMPLATE_COL_W = 0.0679, 0.2221
-_TEMPLATE_BASELINES = (0.2934, 0.4858, 0.6783, 0.8693)
-
-
-def lead_territory(lead: str) -> str:
-    """Territory of a lead key: 'inferior', 'lateral', 'septal', 'anterior', 'aVR' or 'rhythm strip'."""
-    if lead == RHYTHM_KEY:
-        return RHYTHM_TERRITORY
-    for name, leads in TERRITORIES.items():
-        if lead in leads:
-            return name
-    if lead in LEADS:
-        return OTHER_TERRITORY
-    raise ConfigError(f"lead must be one of {', '.join(LEAD_KEYS)}; received {lead!r}")
 
 
 @dataclass(frozen=True)
@@ -120,13 +104,7 @@ def _grid_boxes(x_start: float, col_w: float, baselines: Sequence[float], *, pad
     gaps = np.diff(b)
     tops = [b[0] - gaps[0] / 2] + [(b[i - 1] + b[i]) / 2 for i in range(1, 4)]
     bottoms = [(b[i] + b[i + 1]) / 2 for i in range(3)] + [b[3] + gaps[-1] / 2]
-    out: dict[str, Box] = {}
-    for r, row in enumerate(LAYOUT_ROWS):
-        for c, lead in enumerate(row):
-            x0 = x_start + c * col_w
-            out[lead] = _clip_box((x0 - pad, tops[r], x0 + col_w + pad, bottoms[r]), shape)
-    out[RHYTHM_KEY] = _clip_box((x_start - pad, tops[3], x_start + 4 * col_w + pad, bottoms[3]), shape)
-    return out
+    return {k: _clip_box(box, shape) for k, box in cell_boxes(x_start, col_w, tops, bottoms, pad_x=pad).items()}
 
 
 # ------------------------------------------------------------------------------------------------- sources
@@ -161,7 +139,7 @@ def template_layout(image_shape: tuple[int, int], *, reason: str = "") -> LeadLa
     """Fixed boxes (fractions of the image measured on the Mendeley layout); ``reason`` says why detection
     failed and goes into the message."""
     h, w = int(image_shape[0]), int(image_shape[1])
-    boxes = _grid_boxes(_TEMPLATE_X0 * w, _TEMPLATE_COL_W * w, [f * h for f in _TEMPLATE_BASELINES],
+    boxes = _grid_boxes(TEMPLATE_X0 * w, TEMPLATE_COL_W * w, [f * h for f in TEMPLATE_BASELINES],
                         pad=0.005 * w, shape=(h, w))
     why = f" ({reason})" if reason else ""
     msg = ("lead positions could not be detected on this image" + why + "; a fixed template of the standard "

@@ -9,7 +9,6 @@ text is reduced to Latin-1 (the em dash becomes a hyphen).
 from __future__ import annotations
 
 import io
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ecg_core.core.errors import ConfigError
+from ecg_core.core.formatting import fmt_value_ci
+from ecg_core.reports.layout import RHYTHM_KEY
 
 DISCLAIMER = "Research and education use only — not a diagnosis."
 
@@ -73,15 +74,6 @@ def _jpeg(rgb: np.ndarray, max_width: int = 1400) -> io.BytesIO:
     return buf
 
 
-def _fmt_ci(value: Any, ci: Any) -> str:
-    if not isinstance(value, (int, float)) or (isinstance(value, float) and math.isnan(value)):
-        return "not available"
-    txt = f"{value:.3f}"
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
-        txt += f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})"
-    return txt
-
-
 def model_card_lines(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
     """(label, value) rows of the model card summary from a run's ``run.json``."""
     m = meta.get("metrics") or {}
@@ -98,8 +90,8 @@ def model_card_lines(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("training data", f"{meta.get('data_source', '?')} images from {meta.get('data_dir', '?')}"),
         ("split (distinct images)", counts or "?"),
         ("epochs", f"{(meta.get('training') or {}).get('epochs_run', '?')} of {train.get('epochs', '?')}"),
-        ("test accuracy", _fmt_ci(m.get("accuracy"), m.get("accuracy_ci"))),
-        ("test macro-F1", _fmt_ci(m.get("macro_f1"), m.get("macro_f1_ci"))),
+        ("test accuracy", fmt_value_ci(m.get("accuracy"), m.get("accuracy_ci"))),
+        ("test macro-F1", fmt_value_ci(m.get("macro_f1"), m.get("macro_f1_ci"))),
         ("test images", f"{m.get('n', '?')} files, {m.get('n_distinct', '?')} distinct" if m else "no test split"),
         ("created", str(meta.get("created", "?"))),
     ]
@@ -213,7 +205,7 @@ def build_report(content: ReportContent) -> bytes:
         doc.heading("Attention per lead")
         if c.layout_message:
             doc.para(c.layout_message, 8.5)
-        rows = [[str(r["rank"]), "rhythm strip" if r["lead"] == "II_rhythm" else r["lead"], r["territory"],
+        rows = [[str(r["rank"]), "rhythm strip" if r["lead"] == RHYTHM_KEY else r["lead"], r["territory"],
                  f"{r['mass']:.1%}", f"{r['mean_intensity']:.2f}", f"{r['enrichment']:.2f}x"]
                 for _, r in c.lead_table.sort_values("rank").iterrows()]
         doc.table(["rank", "lead", "territory", "share of attention", "mean intensity", "vs uniform"], rows,

@@ -8,13 +8,14 @@ What the Explain page (and ``bench/explain_latency.py``) runs for one report, in
    the lead boxes (sharing one analysis of the traces). Cached by (file hash, config hash): a second method,
    another class or another opacity never preprocesses again.
 2. :meth:`ReportPipeline.explain` — prediction and attribution map; for the top class of a gradient method one
-   forward/backward pass gives both (:meth:`~ecg_core.xai.explain.Explainer.predict_and_explain`). The map is mapped
+   forward/backward pass gives both (:meth:`~ecg_core.xai.explainer.Explainer.predict_and_explain`). The map is mapped
    back onto the displayed report and summed per lead. Cached by (file hash, method, class).
 
 :meth:`ReportPipeline.analyse` does both for a new report, running the check and the lead detection on a worker
 thread while the model runs (what the page calls first).
 
-:func:`figures` then builds what the page shows (overlay, probability and lead-attention charts).
+:func:`ecg_core.viz.explain.figures` then builds what the page shows (overlay, probability and lead-attention
+charts). :func:`explain_report` explains one preprocessed report without the caches.
 
 The caches belong to the :class:`ReportPipeline` object, which the caller owns (the page keeps one per model in
 ``st.cache_resource``); no module-level state. Thread-safe.
@@ -23,19 +24,24 @@ The caches belong to the :class:`ReportPipeline` object, which the caller owns (
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
-from collections.abc import Hashable, Mapping
+import warnings
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
 import pandas as pd
+from cachetools import LRUCache
 
-from ecg_core.reports.ecg_check import WORK_WIDTH
 from ecg_core.core.errors import ConfigError
-from ecg_core.xai.explain import file_hash
+from ecg_core.core.hashing import file_hash
+from ecg_core.reports.ecg_check import WORK_WIDTH
+from ecg_core.xai.overlay import heatmap_to_original, overlay
+
+if TYPE_CHECKING:
+    from ecg_core.xai.explainer import Explainer
 
 #: the displayed report is at least this wide when the upload is (the ECG check and the lead detection are
 #: calibrated at this width) and less than twice as wide: a larger decode is reduced by an integer factor
@@ -91,36 +97,28 @@ class PipelineStats:
     explain_hits: int = 0
 
 
-class _Lru:
-    def __init__(self, size: int) -> None:
-        self.size = size
-        self.items: OrderedDict[Hashable, Any] = OrderedDict()
+def decode_draft_size(cfg: Any) -> tuple[int, int]:
+    """The smallest (width, height) a JPEG may be decoded at: the preprocessing's draft size
+    (:func:`ecg_core.imaging.preprocess.draft_size`, the one the training cache used), at least the check's working
+    width wide. The same with or without the check, so that batch prediction's ``check`` only decides which files get
+    a prediction, and the same for the Explain page's single report and batch prediction."""
+    from ecg_core.imaging.preprocess import draft_size
 
-    def get(self, key: Hashable) -> Any:
-        if key in self.items:
-            self.items.move_to_end(key)
-            return self.items[key]
-        return None
-
-    def put(self, key: Hashable, value: Any) -> None:
-        self.items[key] = value
-        self.items.move_to_end(key)
-        while len(self.items) > self.size:
-            self.items.popitem(last=False)
+    w, h = draft_size(cfg)
+    return (max(w, WORK_WIDTH), h)
 
 
 def decode_for_model(data: bytes, name: str, cfg: Any) -> tuple[np.ndarray, tuple[int, int]]:
     """Decode ``data`` for preprocessing and display: uint8 RGB (H, W, 3) and the original (width, height).
 
     JPEGs are decoded at the smallest DCT scale (1, 1/2, 1/4, 1/8) that keeps the image as wide as the ECG check
-    works and the crop larger than the preprocessing's work size (:func:`ecg_core.xai.explain._batch_draft_size`: the
-    scale :func:`ecg_core.imaging.preprocess.preprocess_file` uses for the training cache, so inference sees what
-    training saw); other formats are decoded fully. Batch prediction decodes the same way.
+    works and the crop larger than the preprocessing's work size (:func:`decode_draft_size`: the scale
+    :func:`ecg_core.imaging.preprocess.preprocess_file` uses for the training cache, so inference sees what training
+    saw); other formats are decoded fully. Batch prediction decodes the same way.
     """
-    from ecg_core.xai.explain import _batch_draft_size
     from ecg_core.imaging.loader import load_image
 
-    img = load_image(data, name=name, draft_size=_batch_draft_size(cfg))
+    img = load_image(data, name=name, draft_size=decode_draft_size(cfg))
     size = img.original_size if img.original_size[0] > 0 else (int(img.rgb.shape[1]), int(img.rgb.shape[0]))
     return img.rgb, size
 
@@ -155,7 +153,7 @@ def scaled_sidecar(sidecar: Mapping[str, Any], shape: tuple[int, int]) -> dict[s
 
 
 class ReportPipeline:
-    """Prepare and explain uploaded reports for one model (an :class:`~ecg_core.xai.explain.Explainer` and its
+    """Prepare and explain uploaded reports for one model (an :class:`~ecg_core.xai.explainer.Explainer` and its
     run's :class:`~ecg_core.imaging.preprocess.PreprocessConfig`), with small LRU caches of both stages."""
 
     def __init__(self, explainer: Any, cfg: Any, *, cache_size: int = 8) -> None:
@@ -171,9 +169,10 @@ class ReportPipeline:
         self.explainer = explainer
         self.cfg = cfg
         self.config_hash = cfg.config_hash()
-        self._prepared = _Lru(cache_size)
-        self._explained = _Lru(4 * cache_size)
-        self._probs = _Lru(4 * cache_size)
+        # LRU caches (cachetools, not thread-safe by themselves): every access holds self._lock
+        self._prepared: LRUCache = LRUCache(maxsize=cache_size)
+        self._explained: LRUCache = LRUCache(maxsize=4 * cache_size)
+        self._probs: LRUCache = LRUCache(maxsize=4 * cache_size)
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self.stats = PipelineStats()
@@ -207,7 +206,7 @@ class ReportPipeline:
     def _store_prepared(self, out: PreparedReport, sidecar: Mapping[str, Any] | None) -> None:
         with self._lock:
             self.stats.prepared += 1
-            self._prepared.put((out.file_hash, bool(sidecar)), out)
+            self._prepared[(out.file_hash, bool(sidecar))] = out
 
     def prepare(self, data: bytes, name: str = "upload", *, sidecar: Mapping[str, Any] | None = None,
                 key: str | None = None) -> PreparedReport:
@@ -249,8 +248,6 @@ class ReportPipeline:
     # ------------------------------------------------------------------------------------------------ stage 2
     def _model_pass(self, x: np.ndarray, method: str, class_index: int | None, probs: np.ndarray | None
                     ) -> tuple[np.ndarray, int, np.ndarray, list[str]]:
-        import warnings
-
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             if class_index is None:
@@ -266,15 +263,14 @@ class ReportPipeline:
     def _assemble(self, prepared: PreparedReport, method: str, probs: np.ndarray, class_index: int,
                   hm: np.ndarray, notes: list[str]) -> ExplainedReport:
         from ecg_core.reports import leads
-        from ecg_core.xai.explain import heatmap_to_original
 
         disp = heatmap_to_original(hm, prepared.crop_box, prepared.rgb.shape[:2])
         table = leads.lead_attention(disp, prepared.layout)
         out = ExplainedReport(probs, int(np.argmax(probs)), method, class_index, hm, disp, table, notes)
         with self._lock:
             self.stats.explained += 1
-            self._probs.put(prepared.file_hash, probs)
-            self._explained.put((prepared.file_hash, method, class_index), out)
+            self._probs[prepared.file_hash] = probs
+            self._explained[(prepared.file_hash, method, class_index)] = out
         return out
 
     def explain(self, prepared: PreparedReport, *, method: str = "gradcam", class_index: int | None = None
@@ -297,34 +293,37 @@ class ReportPipeline:
         return self._assemble(prepared, method, probs, k, hm, notes)
 
 
-@dataclass(frozen=True)
-class ReportFigures:
-    """What the page draws for one explanation."""
-
-    overlay: np.ndarray
-    probability: Any
-    lead_attention: Any
-
-
-def figures(prepared: PreparedReport, explained: ExplainedReport, class_names: list[str], *, alpha: float = 0.55,
-            colormap: str = "jet") -> ReportFigures:
-    """Overlay on the displayed report, the probability chart and the per-lead attention chart."""
-    from ecg_core.reports import leads
-    from ecg_core.xai.explain import overlay, probability_figure
-
-    return ReportFigures(
-        overlay(prepared.rgb, explained.heatmap_display, alpha=alpha, colormap=colormap),
-        probability_figure(explained.probs, class_names),
-        leads.attention_bar(explained.lead_table),
-    )
-
-
 def full_resolution_overlay(data: bytes, name: str, explained: ExplainedReport, *, alpha: float = 0.55,
                             colormap: str = "jet") -> np.ndarray:
     """The overlay on the report decoded at full size (for the PNG download): the displayed map upscaled."""
-    from ecg_core.xai.explain import overlay
     from ecg_core.imaging.loader import load_image
 
     rgb = load_image(data, name=name).rgb
     hm = cv2.resize(explained.heatmap_display, (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
     return overlay(rgb, hm, alpha=alpha, colormap=colormap)
+
+
+@dataclass(frozen=True)
+class Explanation:
+    """A heatmap in both coordinate systems, with what produced it."""
+
+    method: str
+    class_index: int
+    heatmap: np.ndarray
+    heatmap_orig: np.ndarray
+    notes: list[str] = field(default_factory=list)
+
+
+def explain_report(explainer: Explainer, pre: Any, *, method: str = "gradcam", class_index: int | None = None
+                   ) -> Explanation:
+    """Explain a :class:`~ecg_core.imaging.preprocess.PreprocessResult` and map the map back onto the original; warnings
+    (e.g. an empty map) become ``notes``."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if class_index is None:
+            class_index = int(np.argmax(explainer.predict_proba(pre.final)))
+        hm = explainer.explain(pre.final, method=method, class_index=class_index)
+    notes = [str(w.message) for w in caught if issubclass(w.category, UserWarning)
+             and "The structure of `inputs`" not in str(w.message)]
+    return Explanation(method, int(class_index), hm, heatmap_to_original(hm, pre.crop_box, pre.original_shape),
+                       notes)

@@ -8,8 +8,8 @@ JPEG) are drawn from the render seed; lead boxes follow the rotation (axis-align
 
 Images are RGB ``uint8`` arrays of shape (H, W, 3); boxes are ``[x0, y0, x1, y1]`` pixel coordinates (x1, y1
 exclusive): the lead's cell (62.5 mm = 2.5 s wide, 40 mm = +-2 mV high) padded by half the line width + 1 px, so a
-box holds its whole trace (neighbouring boxes overlap by a few pixels). The signal model lives in
-:mod:`ecg_core.reports.synth`.
+box holds its whole trace (neighbouring boxes overlap by a few pixels). The lead order, time windows and cells
+come from :mod:`ecg_core.reports.layout`; the signal model lives in :mod:`ecg_core.reports.synth_model`.
 """
 
 from __future__ import annotations
@@ -17,30 +17,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import cv2
 import numpy as np
 
+from ecg_core.core.config import FrozenConfig
 from ecg_core.core.errors import ConfigError
-from ecg_core.core.labels import LEADS, TERRITORIES, get_preset
-
-if TYPE_CHECKING:  # pragma: no cover
-    import pandas as pd
-
-    from ecg_core.reports.synth import Signals12
+from ecg_core.core.labels import LEADS, get_preset
+from ecg_core.reports.layout import COLUMN_S, LAYOUT_ROWS, RHYTHM_KEY, RHYTHM_LEAD, cell_boxes, lead_windows
+from ecg_core.reports.synth_spec import Signals12
 
 RENDER_VERSION = "1.0"
 
-# Standard layout -------------------------------------------------------------------------------------------------
-LAYOUT: tuple[tuple[str, ...], ...] = (
-    ("I", "aVR", "V1", "V4"),
-    ("II", "aVL", "V2", "V5"),
-    ("III", "aVF", "V3", "V6"),
-)
-RHYTHM_LEAD = "II"
-RHYTHM_KEY = "II_rhythm"
-COLUMN_S = 2.5  # seconds per column
+# Paper speed and gain of the printout (the lead layout is ecg_core.reports.layout's) ----------------------------
 PAPER_SPEED_MM_S = 25.0
 GAIN_MM_MV = 10.0
 
@@ -78,7 +68,7 @@ def _num(name: str, value: object, lo: float, hi: float) -> float:
 
 
 @dataclass(frozen=True)
-class RenderOptions:
+class RenderOptions(FrozenConfig):
     """How to print a report.
 
     ``px_per_mm``: resolution (4 -> 1120 x 796 px; 8 ~ the real reports' full resolution). ``grid``: one of
@@ -138,21 +128,11 @@ def row_baseline_mm(row: int) -> float:
     return ROW_TOP0 + ROW_H_MM * (row + 0.5)
 
 
-def lead_windows() -> dict[str, tuple[float, float]]:
-    """Lead (and ``'II_rhythm'``) -> time window [t0, t1) in seconds that the report shows."""
-    out = {LAYOUT[r][c]: (c * COLUMN_S, (c + 1) * COLUMN_S) for r in range(3) for c in range(4)}
-    out[RHYTHM_KEY] = (0.0, 4 * COLUMN_S)
-    return out
-
-
 def _boxes_mm() -> dict[str, tuple[float, float, float, float]]:
-    out: dict[str, tuple[float, float, float, float]] = {}
-    for r in range(3):
-        for c in range(4):
-            x0 = TRACE_X0 + c * COL_W_MM
-            out[LAYOUT[r][c]] = (x0, ROW_TOP0 + r * ROW_H_MM, x0 + COL_W_MM, ROW_TOP0 + (r + 1) * ROW_H_MM)
-    out[RHYTHM_KEY] = (TRACE_X0, ROW_TOP0 + 3 * ROW_H_MM, TRACE_X0 + 4 * COL_W_MM, ROW_TOP0 + 4 * ROW_H_MM)
-    return out
+    """The cells of the 3x4 + rhythm layout on the page, in mm."""
+    tops = [ROW_TOP0 + r * ROW_H_MM for r in range(4)]
+    bottoms = [ROW_TOP0 + (r + 1) * ROW_H_MM for r in range(4)]
+    return cell_boxes(TRACE_X0, COL_W_MM, tops, bottoms)
 
 
 def _draw_grid(img: np.ndarray, ppm: float, style: str) -> None:
@@ -331,7 +311,7 @@ def render_report(
             _polyline(img, cx, cy, ppm, rgb, thick)
         cols = range(4) if r < 3 else range(1)
         for c in cols:
-            lead = LAYOUT[r][c] if r < 3 else RHYTHM_LEAD
+            lead = LAYOUT_ROWS[r][c] if r < 3 else RHYTHM_LEAD
             label = lead
             t0 = c * COLUMN_S
             t1 = t0 + (COLUMN_S if r < 3 else 4 * COLUMN_S)
@@ -381,7 +361,7 @@ def render_report(
         "boxes": boxes,
         "box_format": "xyxy_px (x1, y1 exclusive)",
         "lead_windows_s": {k: list(v) for k, v in windows.items()},
-        "layout": [list(row) for row in LAYOUT] + [[RHYTHM_KEY]],
+        "layout": [list(row) for row in LAYOUT_ROWS] + [[RHYTHM_KEY]],
         "px_per_mm": ppm,
         "paper_speed_mm_s": PAPER_SPEED_MM_S,
         "gain_mm_mv": GAIN_MM_MV,
@@ -449,25 +429,3 @@ def highlight_leads(
         out[y0:y1, x0 : x0 + t] = rgb
         out[y0:y1, max(x1 - t, x0) : x1] = rgb
     return out
-
-
-def lead_territory(lead: str) -> str:
-    """Territory of a lead per :data:`ecg_core.core.labels.TERRITORIES` ('-' for aVR)."""
-    for name, leads in TERRITORIES.items():
-        if lead in leads:
-            return name
-    return "-"
-
-
-def lead_layout_table(highlight: Sequence[str] = ()) -> pd.DataFrame:
-    """The 3 x 4 layout as a DataFrame (rows 'row 1'..'row 3', columns = time windows); each cell reads
-    'lead (territory)', prefixed with a marker when the lead is in ``highlight``."""
-    import pandas as pd
-
-    marked = set(highlight)
-    rows = {}
-    for r, leads in enumerate(LAYOUT):
-        rows[f"row {r + 1}"] = [("● " if lead in marked else "") + f"{lead} ({lead_territory(lead)})"
-                                for lead in leads]
-    cols = [f"{c * COLUMN_S:g}-{(c + 1) * COLUMN_S:g} s" for c in range(4)]
-    return pd.DataFrame.from_dict(rows, orient="index", columns=cols)

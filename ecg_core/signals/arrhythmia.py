@@ -2,19 +2,20 @@
 
 Pipeline (the same one the model was trained on, read back from the run's ``run.json``):
 
-1. a record: a synthetic demo record (:func:`ecg_core.signals.records.ensure_demo_records`), a record of
+1. a record: a synthetic demo record (:func:`ecg_core.signals.demo.ensure_demo_records`), a record of
    ``<shared data>/signals/*`` or an upload (WFDB ``.hea`` + ``.dat`` [+ ``.atr``], or a CSV file) —
-   :func:`demo_sources`, :func:`shared_sources`, :func:`save_upload`, :func:`load_record`;
+   :mod:`ecg_core.signals.sources` (``demo_sources``, ``shared_sources``, ``save_upload``, ``load_record``);
 2. segments: beat windows around annotated (or detected) R peaks plus the rhythm (VF) windows of annotated episodes,
    or sliding windows over the whole record — :func:`record_segments` with the run's
-   :class:`~ecg_core.signals.records.SegmentConfig`;
-3. images: :func:`ecg_core.signals.spectral.segments_to_images` with the run's :class:`~ecg_core.signals.spectral.SpectralConfig`,
-   then the run's :class:`~ecg_core.imaging.preprocess.PreprocessConfig` (for spectral runs: no crop, no CLAHE, no
-   median, grayscale; the same code path as training) — :func:`model_inputs`;
+   :class:`~ecg_core.signals.segments.SegmentConfig`;
+3. images: :func:`ecg_core.signals.spectral.segments_to_images` with the run's
+   :class:`~ecg_core.signals.spectral.SpectralConfig`, then the run's
+   :class:`~ecg_core.imaging.preprocess.PreprocessConfig` (for spectral runs: no crop, no CLAHE, no median,
+   grayscale; the same code path as training) — :func:`model_inputs`;
 4. class probabilities per segment — :func:`predict_segments` (a DataFrame, one row per segment);
 5. Grad-CAM (Selvaraju et al., 2017, "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
-   Localization") on one spectral image — :class:`SpectralGradcam` — mapped back to seconds (columns, through
-   ``SpectralImage.times``) and hertz (rows, through ``SpectralImage.freqs``) — :func:`map_cam`.
+   Localization") on one spectral image, mapped back to seconds (columns, through ``SpectralImage.times``) and
+   hertz (rows, through ``SpectralImage.freqs``) — :mod:`ecg_core.signals.spectral_cam`.
 
 Times are in seconds, frequencies in hertz, amplitudes in mV. Relative times (``*_rel_s``) are seconds from the
 segment's anchor (the R peak of a beat); record times are seconds from the start of the record.
@@ -22,12 +23,6 @@ segment's anchor (the R peak of a beat); record times are seconds from the start
 
 from __future__ import annotations
 
-import hashlib
-import math
-import os
-import re
-import shutil
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,187 +32,30 @@ import numpy as np
 import pandas as pd
 
 from ecg_core.core import paths
-from ecg_core.ml import registry
 from ecg_core.core.errors import ConfigError, ModelLoadError, SignalLoadError
+from ecg_core.core.formatting import fmt_value_ci
 from ecg_core.core.labels import ClassInfo, get_preset
-from ecg_core.signals.records import (
-    WFDB_BEAT_SYMBOLS,
-    Record,
+from ecg_core.ml import registry
+from ecg_core.signals.filters import clean, resample
+from ecg_core.signals.records import WFDB_BEAT_SYMBOLS, Record
+from ecg_core.signals.segments import (
     Segment,
     SegmentConfig,
-    clean,
-    ensure_demo_records,
     extract_segments,
     pick_lead,
-    read_csv_signal,
-    read_record,
     rhythm_episodes,
     segments_array,
 )
-from ecg_core.signals.spectral import SpectralConfig, SpectralImage, SpectralStack, segments_to_images
+from ecg_core.signals.spectral import SpectralConfig, SpectralStack, segments_to_images
 
 PRESET = "arrhythmia-6"
 #: Spectral settings used to *show* images when no model is chosen (the shipped model's settings).
 DEFAULT_SPECTRAL = SpectralConfig(method="stft", size=(64, 64))
-UPLOAD_SUFFIXES: tuple[str, ...] = (".hea", ".dat", ".atr", ".csv", ".txt")
-UPLOAD_MAX_BYTES = 200 * 1024 * 1024  # 200 MB over all files of one upload
-CSV_SUFFIXES: tuple[str, ...] = (".csv", ".txt")
-#: Parts of a beat, as (name, start, end) in seconds from the R peak, for the Grad-CAM summary. Typical adult
-#: values: P wave and PR segment before the QRS, QRS within about +-60 ms of the R peak, ST segment and T wave after.
-BEAT_REGIONS: tuple[tuple[str, float, float], ...] = (
-    ("P wave / PR (before the QRS)", -math.inf, -0.06),
-    ("QRS complex", -0.06, 0.06),
-    ("ST segment / T wave (after the QRS)", 0.06, math.inf),
-)
-#: Frequency bands, as (name, low, high) in Hz, for the Grad-CAM summary.
-FREQ_BANDS: tuple[tuple[str, float, float], ...] = (
-    ("< 5 Hz (P and T waves, slow VF)", 0.0, 5.0),
-    ("5-15 Hz (main QRS energy)", 5.0, 15.0),
-    ("> 15 Hz (sharp QRS edges, noise)", 15.0, math.inf),
-)
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.+-]{0,120}$")
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Records
+# Record views
 # --------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class RecordSource:
-    """A record the page can open: ``label`` for the picker, ``path`` (WFDB record path without extension, or a
-    CSV file), ``kind`` ``'demo'``, ``'shared'`` or ``'upload'``."""
-
-    label: str
-    path: Path
-    kind: str
-
-
-def demo_sources(dest_dir: str | Path | None = None) -> list[RecordSource]:
-    """The synthetic demo records, generated on first use (:func:`ecg_core.signals.records.ensure_demo_records`)."""
-    return [RecordSource(f"demo · {p.name} (synthetic)", p, "demo") for p in ensure_demo_records(dest_dir)]
-
-
-def shared_sources(root: str | Path | None = None) -> list[RecordSource]:
-    """WFDB records under ``<root>/signals/<folder>/`` (``root`` defaults to :func:`ecg_core.core.paths.shared_data_dir`);
-    empty when the folder is absent (a fresh clone). Labels read ``'<folder> · <record>'``; folders with
-    annotations (``.atr``) come first."""
-    base = Path(root) if root is not None else paths.shared_data_dir()
-    sig = base / "signals"
-    if not sig.is_dir():
-        return []
-    out = []
-    folders = [d for d in sig.iterdir() if d.is_dir()]
-    # annotated collections (beat labels to compare with) first, then by name
-    for folder in sorted(folders, key=lambda d: (not any(d.glob("*.atr")), d.name)):
-        for hea in sorted(folder.glob("*.hea")):
-            out.append(RecordSource(f"{folder.name} · {hea.stem}", hea.with_suffix(""), "shared"))
-    return out
-
-
-def save_upload(files: Sequence[tuple[str, bytes]], dest_root: str | Path | None = None) -> Path:
-    """Store uploaded files (``(file name, content)`` pairs) and return the path to open with :func:`load_record`.
-
-    Accepted: one WFDB record — exactly one ``.hea`` header, its signal file(s) (``.dat``) and optionally the
-    ``.atr`` annotations named like the header — or exactly one ``.csv`` / ``.txt`` file of samples. Files go to
-    ``dest_root/signal-<content hash>/`` (``dest_root`` defaults to :func:`ecg_core.core.paths.uploads_dir`); the same
-    upload twice reuses the folder. Returns the record path without extension (WFDB) or the CSV path.
-
-    Raises :class:`SignalLoadError` for no files, unsafe or unsupported names, a mix of WFDB and CSV files, several
-    headers, an annotation file of another record, or more than :data:`UPLOAD_MAX_BYTES` in total.
-    """
-    if not files:
-        raise SignalLoadError(
-            "save_upload: no file was given; expected a WFDB record (.hea + .dat [+ .atr]) or one CSV file."
-        )
-    named: dict[str, bytes] = {}
-    total = 0
-    for raw_name, data in files:
-        name = Path(str(raw_name).replace("\\", "/")).name
-        suffix = Path(name).suffix.lower()
-        if suffix not in UPLOAD_SUFFIXES:
-            raise SignalLoadError(
-                f"save_upload: {name!r} has an unsupported type; expected {', '.join(UPLOAD_SUFFIXES)} files."
-            )
-        if not _SAFE_NAME.match(name):
-            raise SignalLoadError(
-                f"save_upload: the file name {name!r} is not allowed; use letters, digits, '_', '-', '.' only."
-            )
-        total += len(data)
-        named[name] = bytes(data)
-    if total > UPLOAD_MAX_BYTES:
-        raise SignalLoadError(
-            f"save_upload: the upload is {total / 1e6:.0f} MB; the limit is {UPLOAD_MAX_BYTES / 1e6:.0f} MB. "
-            "Cut the recording into shorter records."
-        )
-    headers = [n for n in named if n.lower().endswith(".hea")]
-    tables = [n for n in named if n.lower().endswith(CSV_SUFFIXES)]
-    if headers and tables:
-        raise SignalLoadError(
-            f"save_upload: received WFDB files and a CSV file ({tables[0]}); upload one record at a time."
-        )
-    if len(headers) > 1:
-        raise SignalLoadError(
-            f"save_upload: received {len(headers)} headers ({', '.join(sorted(headers))}); upload one record at a "
-            "time (one .hea with its .dat and .atr)."
-        )
-    if not headers and len(tables) != 1:
-        raise SignalLoadError(
-            "save_upload: expected a WFDB header (.hea) with its signal file (.dat), or exactly one CSV file; "
-            f"received {', '.join(sorted(named))}."
-        )
-    stem = Path(headers[0]).stem if headers else None
-    if stem is not None:
-        for n in named:
-            if n.lower().endswith(".atr") and Path(n).stem != stem:
-                raise SignalLoadError(
-                    f"save_upload: the annotation file {n!r} does not belong to record {stem!r}; rename it "
-                    f"{stem}.atr or leave it out."
-                )
-    digest = hashlib.sha256()
-    for n in sorted(named):
-        digest.update(n.encode() + b"\0" + hashlib.sha256(named[n]).digest())
-    root = Path(dest_root) if dest_root is not None else paths.uploads_dir()
-    dest = root / f"signal-{digest.hexdigest()[:16]}"
-    if not dest.is_dir():
-        tmp = root / f".signal-tmp-{uuid.uuid4().hex[:8]}"
-        try:
-            tmp.mkdir(parents=True)
-            for n, data in named.items():
-                (tmp / n).write_bytes(data)
-            try:
-                os.replace(tmp, dest)
-            except OSError:  # another session stored the same upload first
-                if not dest.is_dir():
-                    raise
-        except OSError as e:
-            raise SignalLoadError(f"save_upload: cannot store the upload in {root} ({e.strerror or e}).") from e
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return dest / stem if stem is not None else dest / tables[0]
-
-
-def load_record(path: str | Path, *, fs: float | None = None) -> Record:
-    """Read a WFDB record (path with or without extension) or a CSV / TXT file of samples (``fs`` in Hz is needed
-    when the CSV has no time column). Raises :class:`SignalLoadError` on unreadable input."""
-    p = Path(path)
-    if p.suffix.lower() in CSV_SUFFIXES:
-        return read_csv_signal(p, fs=fs)
-    return read_record(p)
-
-
-def record_key(path: str | Path) -> str:
-    """A cache key for a record on disk: its path plus the sizes and modification times of its files."""
-    p = Path(path)
-    files = [p] if p.suffix.lower() in CSV_SUFFIXES else sorted(p.parent.glob(f"{p.name}.*"))
-    parts = [str(p)]
-    for f in files:
-        try:
-            st = f.stat()
-        except OSError:
-            continue
-        parts.append(f"{f.name}:{st.st_size}:{st.st_mtime_ns}")
-    return "|".join(parts)
-
-
 def annotation_table(record: Record, *, seg_cfg: SegmentConfig | None = None) -> pd.DataFrame:
     """Beat annotations of ``record``: ``time_s``, ``sample`` (record rate), ``symbol`` and ``label`` (class key
     of the ``arrhythmia-6`` mapping in ``seg_cfg``, ``None`` for unmapped symbols such as ``F`` or ``/``)."""
@@ -248,7 +86,7 @@ def strip_signal(
 
 def rhythm_table(record: Record) -> pd.DataFrame:
     """Rhythm episodes (``rhythm``, ``start_s``, ``end_s``) of ``record``
-    (see :func:`ecg_core.signals.records.rhythm_episodes`)."""
+    (see :func:`ecg_core.signals.segments.rhythm_episodes`)."""
     return rhythm_episodes(record)[["rhythm", "start_s", "end_s"]]
 
 
@@ -264,8 +102,6 @@ def _beats_and_episodes(record: Record, cfg: SegmentConfig) -> list[Segment]:
 def _sliding_windows(record: Record, cfg: SegmentConfig) -> list[Segment]:
     """Windows every ``cfg.rhythm_stride_s`` over the whole record; a window lying inside an annotated rhythm
     episode of ``cfg.rhythm_classes`` carries that class, the others have no label (kind ``'window'``)."""
-    from ecg_core.signals.records import resample
-
     lead, _ = pick_lead(record, preference=cfg.lead_preference)
     fs_t = cfg.fs_target
     x = resample(lead, record.fs, fs_t)
@@ -473,168 +309,6 @@ def agreement_table(predictions: pd.DataFrame) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Grad-CAM in time and frequency
-# --------------------------------------------------------------------------------------------------------------
-class SpectralGradcam:
-    """Grad-CAM (Selvaraju et al., 2017) of a spectral-image classifier, via tf-keras-vis.
-
-    Build once per model (it clones the model and replaces the softmax by a linear output, tf-keras-vis'
-    ``ReplaceToLinear``); call per image. The feature map is ``penultimate_layer`` (default
-    :func:`ecg_core.ml.zoo.last_conv_layer_name`), used as given (``seek_penultimate_conv_layer=False``).
-    """
-
-    def __init__(self, model: Any, *, penultimate_layer: str | None = None) -> None:
-        import warnings
-
-        with warnings.catch_warnings():  # tf-keras-vis 0.8 imports scipy.ndimage.interpolation (deprecated)
-            warnings.simplefilter("ignore", DeprecationWarning)
-            from tf_keras_vis.gradcam import Gradcam
-            from tf_keras_vis.utils.model_modifiers import ReplaceToLinear
-
-        from ecg_core.ml import zoo
-
-        self.model = model
-        self.layer = penultimate_layer or zoo.last_conv_layer_name(model)
-        self._gradcam = Gradcam(model, model_modifier=ReplaceToLinear(), clone=True)
-
-    def __call__(self, x: np.ndarray, *, class_index: int) -> np.ndarray:
-        """Grad-CAM of class ``class_index`` for one model input ``x`` float32 (h, w, c) in [0, 1]: float32 (h, w)
-        in [0, 1] (tf-keras-vis normalises each map to its min..max; an all-zero map stays zero)."""
-        from tf_keras_vis.utils.scores import CategoricalScore
-
-        arr = np.asarray(x, dtype=np.float32)
-        if arr.ndim != 3:
-            raise ConfigError(f"SpectralGradcam: expected one input (h, w, c), received shape {arr.shape}.")
-        n_out = int(self.model.output_shape[-1])
-        if not 0 <= int(class_index) < n_out:
-            raise ConfigError(
-                f"SpectralGradcam: class_index={class_index}; the model has {n_out} classes (0..{n_out - 1})."
-            )
-        cam = self._gradcam(CategoricalScore([int(class_index)]), arr[None], penultimate_layer=self.layer,
-                            seek_penultimate_conv_layer=False)
-        cam = np.nan_to_num(np.asarray(cam, dtype=np.float32)[0], nan=0.0)
-        return np.clip(cam, 0.0, 1.0)
-
-
-@dataclass(frozen=True, eq=False)
-class CamMapping:
-    """A Grad-CAM map on a spectral image's grid, in time and frequency.
-
-    cam: float (h, w) in [0, 1], row 0 = highest frequency (as the image); times_rel_s: (w,) column centres in s
-    from the anchor (R peak); record_times_s: (w,) the same in s from the record start; row_values: (h,) Hz (or mV
-    for waveform images), ``row_unit`` says which; time_profile: (w,) mean of ``cam`` over rows, scaled to max 1;
-    row_profile: (h,) mean over columns, scaled to max 1; regions / bands: share (0..1) of the map's total mass per
-    part of the beat (:data:`BEAT_REGIONS`, beats only) and per frequency band (:data:`FREQ_BANDS`); beat: False
-    for rhythm windows, whose time 0 is the window anchor, not an R peak.
-    """
-
-    cam: np.ndarray
-    times_rel_s: np.ndarray
-    record_times_s: np.ndarray
-    row_values: np.ndarray
-    row_unit: str
-    time_profile: np.ndarray
-    row_profile: np.ndarray
-    peak_time_rel_s: float
-    peak_row_value: float
-    regions: dict[str, float]
-    bands: dict[str, float]
-    beat: bool = True
-
-    @property
-    def anchor(self) -> str:
-        """What time 0 is: the R peak of a beat, or the anchor of a rhythm window (its start + ``pre_s``)."""
-        return "R peak" if self.beat else "window anchor"
-
-    @property
-    def is_flat(self) -> bool:
-        return float(self.cam.max(initial=0.0)) <= 0.0
-
-    def summary(self) -> str:
-        """One plain-language sentence: where in the beat and in which frequencies the map is strongest."""
-        if self.is_flat:
-            return "The Grad-CAM map is flat: the class score does not change with any region of this image."
-        where = f"around {self.peak_time_rel_s * 1000:+.0f} ms from the {self.anchor}"
-        if self.regions:
-            name, share = max(self.regions.items(), key=lambda kv: kv[1])
-            where += f" — {share:.0%} of the map lies in the {name.split(' (')[0]}"
-        what = f"{self.peak_row_value:.1f} {self.row_unit}"
-        if self.bands:
-            band, bshare = max(self.bands.items(), key=lambda kv: kv[1])
-            what += f" ({bshare:.0%} of the map in {band.split(' (')[0]})"
-        return f"The model's evidence is strongest {where}, at {what}."
-
-
-def map_cam(
-    cam: np.ndarray,
-    image: SpectralImage,
-    *,
-    pre_s: float,
-    anchor_time_s: float = 0.0,
-    beat: bool = True,
-) -> CamMapping:
-    """Map a Grad-CAM map onto the time and frequency axes of ``image``.
-
-    ``cam`` float (H, W) at the model-input size; it is resized (bilinear) to the image's (h, w) when they differ —
-    spectral runs resize without cropping, so the grids coincide. Column ``j`` -> ``image.times[j] - pre_s`` s
-    from the anchor and ``anchor_time_s - pre_s + image.times[j]`` s in the record; row ``i`` -> ``image.freqs[i]``
-    Hz (``image.amplitudes[i]`` mV for waveform images). ``beat=False`` (rhythm windows, whose anchor is no R peak)
-    leaves ``regions`` empty.
-    """
-    c = np.asarray(cam, dtype=np.float64)
-    if c.ndim == 3 and c.shape[-1] == 1:
-        c = c[..., 0]
-    if c.ndim != 2:
-        raise ConfigError(f"map_cam: cam must be 2-D (h, w), received shape {c.shape}.")
-    h, w = image.image.shape[:2]
-    if c.shape != (h, w):
-        import cv2
-
-        c = cv2.resize(c, (w, h), interpolation=cv2.INTER_LINEAR)
-    c = np.clip(np.nan_to_num(c, nan=0.0), 0.0, None)
-    if image.freqs is not None:
-        rows, unit = np.asarray(image.freqs, dtype=np.float64), "Hz"
-    elif image.amplitudes is not None:
-        rows, unit = np.asarray(image.amplitudes, dtype=np.float64), "mV"
-    else:
-        raise ConfigError("map_cam: the image has neither a frequency nor an amplitude axis.")
-    times_rel = np.asarray(image.times, dtype=np.float64) - float(pre_s)
-    t_prof, r_prof = c.mean(axis=0), c.mean(axis=1)
-    total = float(c.sum())
-
-    def _scaled(v: np.ndarray) -> np.ndarray:
-        m = float(v.max(initial=0.0))
-        return v / m if m > 0 else np.zeros_like(v)
-
-    regions: dict[str, float] = {}
-    if beat:
-        col_mass = c.sum(axis=0)
-        for name, lo, hi in BEAT_REGIONS:
-            sel = (times_rel >= lo) & (times_rel < hi)
-            regions[name] = float(col_mass[sel].sum() / total) if total > 0 else 0.0
-    bands: dict[str, float] = {}
-    if unit == "Hz":
-        row_mass = c.sum(axis=1)
-        for name, lo, hi in FREQ_BANDS:
-            sel = (rows >= lo) & (rows < hi)
-            bands[name] = float(row_mass[sel].sum() / total) if total > 0 else 0.0
-    return CamMapping(
-        cam=c,
-        times_rel_s=times_rel,
-        record_times_s=float(anchor_time_s) + times_rel,
-        row_values=rows,
-        row_unit=unit,
-        time_profile=_scaled(t_prof),
-        row_profile=_scaled(r_prof),
-        peak_time_rel_s=float(times_rel[int(np.argmax(t_prof))]),
-        peak_row_value=float(rows[int(np.argmax(r_prof))]),
-        regions=regions,
-        bands=bands,
-        beat=bool(beat),
-    )
-
-
-# --------------------------------------------------------------------------------------------------------------
 # Teaching text and model facts
 # --------------------------------------------------------------------------------------------------------------
 def class_infos() -> tuple[ClassInfo, ...]:
@@ -658,19 +332,10 @@ def run_facts(meta: dict[str, Any]) -> dict[str, Any]:
         "architecture": meta.get("arch", ""),
         "image": f"{cfg.get('method', '?')} {'x'.join(map(str, cfg.get('size', [])))}",
         "records": ", ".join(map(str, spec.get("records", []))),
-        "test macro-F1": _fmt_ci(m.get("macro_f1"), m.get("macro_f1_ci")),
-        "test accuracy": _fmt_ci(m.get("accuracy"), m.get("accuracy_ci")),
-        "k-fold macro-F1": _fmt_ci(kf.get("macro_f1"), kf.get("macro_f1_ci")),
+        "test macro-F1": fmt_value_ci(m.get("macro_f1"), m.get("macro_f1_ci")),
+        "test accuracy": fmt_value_ci(m.get("accuracy"), m.get("accuracy_ci")),
+        "k-fold macro-F1": fmt_value_ci(kf.get("macro_f1"), kf.get("macro_f1_ci")),
     }
-
-
-def _fmt_ci(value: Any, ci: Any) -> str:
-    if not isinstance(value, (int, float)):
-        return "—"
-    out = f"{value:.3f}"
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and all(isinstance(v, (int, float)) for v in ci):
-        out += f" (95% CI {ci[0]:.3f}–{ci[1]:.3f})"
-    return out
 
 
 def record_splits(run_path: str | Path) -> dict[str, str]:
@@ -695,36 +360,26 @@ def read_model_card(path: str | Path) -> str:
 
 
 __all__ = [
-    "BEAT_REGIONS",
     "DEFAULT_SPECTRAL",
-    "FREQ_BANDS",
+    "PRESET",
     "SEGMENT_MODES",
     "ArrhythmiaModel",
-    "CamMapping",
-    "RecordSource",
-    "SpectralGradcam",
     "agreement_table",
     "annotation_table",
     "arrhythmia_runs",
     "class_info",
     "class_infos",
-    "demo_sources",
     "is_arrhythmia_run",
     "load_arrhythmia_model",
-    "load_record",
-    "map_cam",
     "model_inputs",
     "predict_segments",
     "read_model_card",
-    "record_key",
     "record_segments",
     "record_splits",
     "rhythm_table",
     "run_facts",
-    "save_upload",
     "segment_filters",
     "segment_table",
-    "shared_sources",
     "spectral_configs_of",
     "spectral_images",
     "strip_signal",

@@ -37,7 +37,7 @@ def class_counts_bar(per_class: pd.DataFrame) -> go.Figure:
 
 
 def split_bar(split_table: pd.DataFrame) -> go.Figure:
-    """Stacked bars of distinct groups per class and split (``split_table`` from :func:`ecg_core.ml.dataset.split_table`)."""
+    """Stacked bars of distinct groups per class and split (``split_table`` from :func:`ecg_core.ml.splits.split_table`)."""
     if split_table is None or split_table.empty:
         return empty_figure("no split")
     groups = split_table["distinct groups"]

@@ -3,7 +3,7 @@
 Every builder returns a :class:`plotly.graph_objects.Figure` and never shows it. Inputs that leave nothing to draw
 (no reports, all-NaN metrics, empty histories) give a figure with a centred "no data" annotation instead of an
 error, so pages can render whatever they get. Several runs are passed as a ``{label: report}`` mapping; a single
-:class:`~ecg_core.ml.evaluate.EvalReport` is accepted wherever a mapping is and is labelled by its split.
+:class:`~ecg_core.ml.report.EvalReport` is accepted wherever a mapping is and is labelled by its split.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from ecg_core.core.errors import ConfigError
-from ecg_core.ml.evaluate import CI_CLASS_METRICS, EvalReport, ci_key
+from ecg_core.ml.report import CI_CLASS_METRICS, EvalReport, ci_key
 
 __all__ = [
     "confusion_heatmap",
@@ -424,4 +424,3 @@ def _error_bars(lo: list[float | None], hi: list[float | None]) -> dict[str, Any
 
 def _color(i: int) -> str:
     return PALETTE[i % len(PALETTE)]
-

@@ -20,7 +20,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from ecg_core.signals.arrhythmia import BEAT_REGIONS, FREQ_BANDS, CamMapping
+from ecg_core.signals.spectral_cam import BEAT_REGIONS, FREQ_BANDS, CamMapping
 from ecg_core.signals.spectral import SpectralImage
 
 #: One colour per ``arrhythmia-6`` class key; ``None`` (unmapped beat) is grey.

@@ -66,7 +66,8 @@ def _train_tiny_run(models: Path, work: Path) -> None:
     from conftest import report_like, write_image
 
     from ecg_core.imaging.preprocess import PreprocessConfig
-    from ecg_core.ml.train import TrainConfig, run_training
+    from ecg_core.ml.train import run_training
+    from ecg_core.ml.train_config import TrainConfig
 
     data = work / "train-data"
     for ci, c in enumerate(("MI", "HB", "Normal", "PMI")):

@@ -1,0 +1,303 @@
+"""Every Streamlit-cached call of the app, in one place: the loaded models, the scanned datasets and every expensive
+``ecg_core`` call a page makes (``st.cache_resource`` for live objects, ``st.cache_data`` for values).
+
+Pages call these and never decorate anything themselves. The cache keys are the arguments: paths come with a
+*signature* (run stamp, folder signature, file hash) so that a changed file is read again; arguments whose name
+starts with ``_`` are not hashed by Streamlit (models, configs, arrays), the key before them names them.
+``ecg_core`` is imported inside the functions: a page pays only for what it calls, and the TensorFlow-free pages
+never import TensorFlow.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import streamlit as st
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from app_ui.warmup import Warmup
+    from ecg_core.imaging.preprocess import PreprocessConfig
+    from ecg_core.ml import compare
+    from ecg_core.ml.registry import RunInfo
+    from ecg_core.reports import pdf, pipeline
+    from ecg_core.signals import arrhythmia as arr
+    from ecg_core.signals import spectral_cam
+    from ecg_core.xai.explainer import Explainer, ExplainerCache
+    from ecg_core.xai.faithfulness import FaithfulnessResult, RandomisationCheck
+
+
+# ------------------------------------------------------------------------------------------------ cache keys
+def folder_signature(root: str | Path, *, stat_files: bool = False) -> str:
+    """Cheap change detector for a folder tree: number of files and newest modification time.
+
+    By default only the folders are stat-ed (a file added, removed or renamed changes its folder's time), which
+    stays cheap on a large dataset; ``stat_files=True`` also reads every file's time, so that a file overwritten in
+    place is noticed (a batch folder). Hidden folders are skipped; a file gives its own size and time.
+    """
+    p = Path(root)
+    if p.is_file():
+        st_ = p.stat()
+        return f"file:{st_.st_size}:{st_.st_mtime_ns}"
+    n, newest = 0, 0
+    for dirpath, dirnames, filenames in os.walk(p):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        n += len(filenames)
+        with contextlib.suppress(OSError):
+            newest = max(newest, os.stat(dirpath).st_mtime_ns)
+        if stat_files:
+            for name in filenames:
+                with contextlib.suppress(OSError):
+                    newest = max(newest, os.stat(os.path.join(dirpath, name)).st_mtime_ns)
+        if n > 200_000:
+            break
+    return f"{n}:{newest}"
+
+
+def run_key(run: RunInfo) -> str:
+    """A run's cache key: its folder and the time of its model file (a retrained run is loaded again)."""
+    from ecg_core.ml import registry
+
+    model = run.path / registry.MODEL_FILE
+    return f"{run.path.resolve()}:{model.stat().st_mtime_ns if model.exists() else 0}"
+
+
+# ------------------------------------------------------------------------------------------------ models
+@st.cache_resource(show_spinner=False)
+def explainer_cache() -> ExplainerCache:
+    """The app's one cache of loaded models (shared by the Explain pages and the start-up warm-up)."""
+    from ecg_core.xai.explainer import ExplainerCache
+
+    return ExplainerCache(max_entries=3)
+
+
+@st.cache_resource(show_spinner=False)
+def start_warmup() -> Warmup:
+    """Start (once per server process) the background load of the default model into :func:`explainer_cache`.
+
+    Returns at once; the state is read with ``start_warmup().state()``. ``ECG_INSIGHT_WARMUP=0`` turns it off.
+    """
+    from app_ui.warmup import Warmup
+    from ecg_core.core import paths
+
+    return Warmup(explainer_cache, paths.models_dir()).start()
+
+
+def get_explainer(run: RunInfo) -> Explainer:
+    """The loaded model of ``run`` from :func:`explainer_cache`; waits for the warm-up when it is loading this one."""
+    warm = start_warmup()
+    state = warm.state()
+    with st.spinner(f"Loading model {run.run_id}..."):
+        if state.status == "warming" and state.run_id in (None, run.run_id):
+            warm.wait(timeout=120)  # the start-up warm-up is loading this model: wait for it, do not load it twice
+        return explainer_cache().get(run)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def report_pipeline(run_key: str, _explainer: Explainer, _cfg: PreprocessConfig) -> pipeline.ReportPipeline:
+    """One pipeline per model (keyed by run folder and model file time): its caches keep a second method, class
+    or opacity from decoding and preprocessing the report again."""
+    from ecg_core.reports import pipeline
+
+    return pipeline.ReportPipeline(_explainer, _cfg, cache_size=8)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def faithfulness(run_key: str, file_hash: str, cfg_hash: str, method: str, class_index: int,
+                 _explainer: Explainer, _x: np.ndarray, _heatmap: np.ndarray
+                 ) -> tuple[FaithfulnessResult, RandomisationCheck]:
+    """Deletion/insertion curves and the model-randomisation check of one heatmap."""
+    from ecg_core.xai.faithfulness import deletion_insertion, randomisation_check
+
+    faith = deletion_insertion(_explainer, _x, _heatmap, class_index=class_index)
+    sanity = randomisation_check(_explainer, _x, method=method, class_index=class_index, heatmap=_heatmap)
+    return faith, sanity
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def pdf_report(key: str, _content: pdf.ReportContent) -> bytes:
+    """The PDF bytes of one explained report (``key`` names the image, model, method, class and opacity)."""
+    from ecg_core.reports import pdf
+
+    return pdf.build_report(_content)
+
+
+@st.cache_data(show_spinner="Predicting every file of the batch...", max_entries=8)
+def batch_predictions(run_key: str, folder: str, signature: str, check: bool, _explainer: Explainer,
+                      _cfg: PreprocessConfig) -> pd.DataFrame:
+    """One row per file of ``folder`` (see :func:`ecg_core.reports.batch.predict_files`)."""
+    from ecg_core.core import paths
+    from ecg_core.reports import batch
+
+    files = batch.list_batch_files(folder)
+    return batch.predict_files(_explainer, _cfg, files, class_names=_explainer.class_names, root=folder,
+                               check=check, cache_root=paths.cache_dir())
+
+
+# ------------------------------------------------------------------------------------------------ datasets
+@st.cache_data(show_spinner=False, max_entries=8)
+def _scan_cached(root: str, preset: str, signature: str) -> tuple[pd.DataFrame, dict]:
+    from ecg_core.ml import dataset
+
+    df = dataset.scan(root, preset=preset)
+    return df, dict(df.attrs)
+
+
+def scan_dataset(root: str, preset: str = "cardiac-4") -> pd.DataFrame:
+    """Scan (cached until the folder changes) and return the index with its attrs restored."""
+    df, attrs = _scan_cached(root, preset, folder_signature(root))
+    df = df.copy()
+    df.attrs.update(attrs)
+    return df
+
+
+def thumbnail(path: str, width: int = 360):
+    """A small RGB thumbnail of an image file, or None when it cannot be read."""
+    return _thumbnail_cached(path, width)
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def _thumbnail_cached(path: str, width: int):
+    import cv2
+
+    from ecg_core.core.errors import EcgCoreError
+    from ecg_core.imaging.loader import load_image
+
+    try:
+        img = load_image(path, draft_size=(width, width))
+    except EcgCoreError:
+        return None
+    h, w = img.rgb.shape[:2]
+    scale = width / w
+    return cv2.resize(img.rgb, (width, max(1, int(h * scale))), interpolation=cv2.INTER_AREA)
+
+
+@st.cache_data(show_spinner=False, max_entries=16)
+def augment_source(path: str, model_input: bool) -> np.ndarray:
+    """The Augment page's source image: the decoded report, or its preprocessed model input (grey, 640x384)."""
+    import numpy as np
+
+    from ecg_core.imaging.loader import load_image
+    from ecg_core.imaging.preprocess import PreprocessConfig, preprocess
+
+    rgb = load_image(path).rgb
+    if not model_input:
+        return rgb
+    res = preprocess(rgb, PreprocessConfig(height=384, width=640, channels=1), keep_steps=False)
+    return np.clip(res.final[:, :, 0] * 255, 0, 255).astype(np.uint8)
+
+
+@st.cache_data(show_spinner="Drawing the report...", max_entries=64)
+def synth_report(cls: str, subtype: str | None, territory: str | None, heart_rate: float | None, severity: float,
+                 noise: float, seed: int, paper: str, artifacts: bool, highlight: bool) -> tuple[object, dict]:
+    """A synthetic report for the Learn page: (RGB image, sidecar). ``paper``: a grid style or ``black & white``."""
+    from ecg_core.reports import synth
+
+    spec = synth.SynthSpec(cls, subtype=subtype, territory=territory, heart_rate=heart_rate, severity=severity,
+                           noise=noise, seed=seed)
+    bw = paper == "black & white"
+    options = synth.RenderOptions(grid="pink" if bw else paper, black_and_white=bw, artifacts=artifacts)
+    image, sidecar = synth.make_report(spec, options)
+    if highlight:
+        image = synth.highlight_leads(image, sidecar)
+    return image, sidecar
+
+
+# ------------------------------------------------------------------------------------------------ compare
+@st.cache_data(show_spinner=False, max_entries=128)
+def run_record(run_path: str, signature: str) -> compare.RunRecord:
+    from ecg_core.ml import compare
+
+    return compare.load_run_record(Path(run_path))
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def misclassified(run_path: str, signature: str) -> pd.DataFrame | None:
+    """The wrong test predictions of a run, most confident first (None without predictions.csv)."""
+    from ecg_core.ml import compare
+
+    preds = compare.load_predictions(Path(run_path))
+    return None if preds is None else compare.misclassified(preds)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def latency(run_path: str, signature: str, n: int) -> dict:
+    """Single-image forward-pass latency of a run's model (``compare.measure_latency(...).to_dict()``)."""
+    from ecg_core.ml import compare, registry
+
+    model = registry.load_model(Path(run_path))
+    return compare.measure_latency(model, n=n).to_dict()
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def leakage_demos(models_dir: str, signature: str) -> list[dict]:
+    from ecg_core.ml import leakage_demo, registry
+
+    return leakage_demo.find_leakage_demos(registry.list_runs(models_dir))
+
+
+# ------------------------------------------------------------------------------------------------ arrhythmia
+@st.cache_resource(show_spinner="Loading the model...", max_entries=4)
+def arrhythmia_model(run_path: str, stamp: str) -> arr.ArrhythmiaModel:
+    from ecg_core.signals import arrhythmia as arr
+
+    return arr.load_arrhythmia_model(run_path)
+
+
+@st.cache_resource(show_spinner=False, max_entries=4)
+def arrhythmia_explainer(run_path: str, stamp: str) -> spectral_cam.SpectralGradcam:
+    from ecg_core.signals import spectral_cam
+
+    return spectral_cam.SpectralGradcam(arrhythmia_model(run_path, stamp).model)
+
+
+@st.cache_data(show_spinner="Reading the record...", max_entries=8)
+def arrhythmia_record(key: str, path: str, fs: float | None) -> tuple:
+    """(record, the warnings its reader raised, as text)."""
+    from ecg_core.signals import sources
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        rec = sources.load_record(path, fs=fs)
+    return rec, [str(w.message) for w in caught]
+
+
+@st.cache_data(show_spinner="Cutting the record into segments...", max_entries=8)
+def arrhythmia_segments(key: str, path: str, fs: float | None, seg_json: str, mode: str) -> list:
+    from ecg_core.signals import arrhythmia as arr
+    from ecg_core.signals.segments import SegmentConfig
+
+    rec, _ = arrhythmia_record(key, path, fs)
+    return arr.record_segments(rec, SegmentConfig.from_dict(json.loads(seg_json)), mode=mode)
+
+
+@st.cache_data(show_spinner="Classifying every segment...", max_entries=8)
+def arrhythmia_predictions(key: str, path: str, fs: float | None, mode: str, run_path: str, stamp: str):
+    from ecg_core.signals import arrhythmia as arr
+
+    bundle = arrhythmia_model(run_path, stamp)
+    segs = arrhythmia_segments(key, path, fs, json.dumps(bundle.seg_cfg.to_dict()), mode)
+    return arr.predict_segments(bundle, segs)
+
+
+@st.cache_data(show_spinner=False, max_entries=4)
+def arrhythmia_record_splits(run_path: str, stamp: str) -> dict:
+    from ecg_core.signals import arrhythmia as arr
+
+    return arr.record_splits(run_path)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def arrhythmia_strip(key: str, path: str, fs: float | None, seg_json: str, cleaned: bool) -> tuple:
+    from ecg_core.signals import arrhythmia as arr
+    from ecg_core.signals.segments import SegmentConfig
+
+    rec, _ = arrhythmia_record(key, path, fs)
+    return arr.strip_signal(rec, seg_cfg=SegmentConfig.from_dict(json.loads(seg_json)), cleaned=cleaned)

@@ -1,0 +1,82 @@
+"""Widgets shared by several pages: the table of runs that cannot be used, the grid of preprocessing steps, and the
+report-model picker of the Explain and Batch predict pages."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import streamlit as st
+
+from app_ui import cache, common
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from ecg_core.imaging.preprocess import PreprocessConfig
+    from ecg_core.ml.registry import RunInfo
+    from ecg_core.xai.explainer import Explainer
+
+
+def unusable_runs(runs: Sequence[Any], title: str, *, expanded: bool = False) -> None:
+    """An expander listing ``runs`` (objects with ``run_id``, ``status`` and ``problem``) with the reason each cannot
+    be used; nothing when there is none."""
+    if not runs:
+        return
+    with st.expander(title, expanded=expanded):
+        st.dataframe(pd.DataFrame({"run": [r.run_id for r in runs], "status": [r.status for r in runs],
+                                   "reason": [r.problem or f"status {r.status}" for r in runs]}),
+                     hide_index=True, width="stretch")
+
+
+def step_grid(steps: Sequence[tuple[str, np.ndarray]], columns: int = 3) -> None:
+    """Preprocessing steps ``(label, image)`` in rows of ``columns`` images, each captioned with its size."""
+    for row in range(0, len(steps), columns):
+        cols = st.columns(columns)
+        for col, (label, step) in zip(cols, steps[row : row + columns]):
+            col.image(step, caption=f"{label} · {step.shape[1]}x{step.shape[0]}", width="stretch")
+
+
+@dataclass(frozen=True)
+class ReportModel:
+    """The model chosen on a report page: its run, the other usable runs, its stored preprocessing, the loaded
+    explainer and the run's cache key (:func:`app_ui.cache.run_key`)."""
+
+    run: RunInfo
+    usable: dict[str, RunInfo]
+    cfg: PreprocessConfig
+    explainer: Explainer
+    key: str
+
+    @property
+    def run_id(self) -> str:
+        return self.run.run_id
+
+
+def pick_report_model(key: str = "explain_run") -> ReportModel:
+    """Select box of the trained models that read report images (default: the registry's default run), with the
+    runs that cannot be used listed above; loads the chosen one. Stops the page when there is no usable model."""
+    from ecg_core.core import labels, paths
+    from ecg_core.ml import registry
+
+    # only models that read report images: a spectral-beat arrhythmia model has no meaning on a 12-lead report
+    runs = registry.list_runs(paths.models_dir(), input_kind=labels.INPUT_REPORT_IMAGE)
+    usable = {r.run_id: r for r in runs if r.usable}
+    unusable = [r for r in runs if not r.usable]
+    unusable_runs(unusable, f"{len(unusable)} runs cannot be used")
+    if not usable:
+        st.info(f"No trained model is available in `{paths.models_dir()}`. Train one on the Train page (or with "
+                "`python -m ecg_core train --data <folder>`), then come back to explain its predictions.")
+        st.stop()
+    default = registry.choose_default(runs)
+    run_id = st.selectbox("Model", list(usable), format_func=lambda r: usable[r].label, key=key,
+                          index=list(usable).index(default.run_id) if default is not None and default.run_id in usable
+                          else 0)
+    run = usable[run_id]
+    with common.safe("Reading the model's preprocessing"):
+        cfg = registry.preprocess_config_of(run)
+    with common.safe(f"Loading model {run_id}"):
+        explainer = cache.get_explainer(run)
+    return ReportModel(run, usable, cfg, explainer, cache.run_key(run))

@@ -1,0 +1,209 @@
+"""Batch prediction: a model over every file of a folder (or an uploaded zip), one CSV row per file.
+
+What the ``predict`` command and the Explain page's batch mode run. A bad file never stops the batch: it gets a
+row with a reason (:data:`REASON_UNREADABLE`, :data:`REASON_NOT_ECG`). Files are decoded like the Explain page's
+single report (:func:`ecg_core.reports.pipeline.decode_for_model`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import pandas as pd
+
+from ecg_core.core.errors import ConfigError, EcgCoreError
+from ecg_core.core.hashing import file_hash
+from ecg_core.xai.explainer import Explainer, predict_proba
+
+ProgressFn = Callable[[int, int], None]
+
+REASON_UNREADABLE = "unreadable"
+REASON_NOT_ECG = "not an ECG"
+
+
+def list_batch_files(folder: str | Path) -> list[Path]:
+    """Every regular file under ``folder`` (recursive, sorted), except hidden ones and ``.json`` sidecars: each
+    becomes one row of :func:`predict_files`, readable or not."""
+    root = Path(folder).expanduser()
+    if not root.exists():
+        raise ConfigError(f"folder {str(root)!r} does not exist; pass a folder of report images (or a zip)")
+    if root.is_file():
+        return [root]
+    out = []
+    for p in sorted(root.rglob("*")):
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or p.suffix.lower() == ".json" or not p.is_file():
+            continue
+        out.append(p)
+    return out
+
+
+def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_names: Sequence[str],
+                  root: str | Path | None = None, check: bool = True, batch_size: int = 16,
+                  progress: ProgressFn | None = None, workers: int | None = None,
+                  cache_root: str | Path | None = None) -> pd.DataFrame:
+    """Predict every file; a bad file never stops the batch.
+
+    Columns: ``path`` (relative to ``root`` when given), ``predicted`` (class name, or empty), ``reason`` (why
+    there is no prediction: ``unreadable: ...``, ``not an ECG: ...``; empty otherwise), ``ecg_score``, then
+    ``prob_<class>`` per class (empty when there is no prediction). ``cfg`` is the run's
+    :class:`~ecg_core.imaging.preprocess.PreprocessConfig`; ``check`` runs :func:`ecg_core.reports.ecg_check.check_ecg`
+    first. Rows follow the order of ``files``.
+
+    Speed: JPEGs are decoded at a reduced DCT scale (Pillow draft mode) no smaller than what the check
+    (:data:`~ecg_core.reports.ecg_check.WORK_WIDTH` px wide) and the preprocessing
+    (:func:`~ecg_core.imaging.preprocess.draft_size`, as for the training cache) need
+    (:func:`~ecg_core.reports.pipeline.decode_draft_size`), like the Explain page's single-report decode: a JPEG
+    at least twice that size gets slightly different probabilities than from a full-size decode. ``workers``
+    threads (default: the CPU count, at most 4) decode, check and preprocess the next files while the model
+    predicts the current batch (``predict_on_batch``). ``cache_root`` (the app's cache folder): reuse and fill the
+    on-disk caches of preprocessed arrays (shared with training) and of check verdicts, so a folder seen before is
+    not decoded again.
+    """
+    m = model.model if isinstance(model, Explainer) else model
+    names = list(class_names)
+    if len(names) != int(m.output_shape[-1]):
+        raise ConfigError(f"class_names lists {len(names)} classes; the model has {int(m.output_shape[-1])} outputs")
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    base = Path(root) if root is not None else None
+    n = len(files)
+    rows = [_batch_row(f, base, names) for f in files]
+    caches = _BatchCaches.under(cache_root) if cache_root is not None else None
+    pending: list[tuple[int, np.ndarray]] = []
+
+    def flush() -> None:
+        if not pending:
+            return
+        probs = _batch_predict(m, np.stack([x for _, x in pending]))
+        for (idx, _), p in zip(pending, probs):
+            rows[idx]["predicted"] = names[int(np.argmax(p))]
+            for name, v in zip(names, p):
+                rows[idx][f"prob_{name}"] = float(v)
+        pending.clear()
+
+    n_workers = max(1, int(workers)) if workers is not None else _batch_workers()
+    window = max(2 * int(batch_size), 4 * n_workers)  # files prepared ahead of the model
+    pool = ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="predict-files")
+    futures: dict[int, Future] = {}
+    try:
+        submitted = 0
+        for i in range(n):
+            while submitted < n and submitted < i + window:
+                futures[submitted] = pool.submit(_batch_prepare, Path(files[submitted]), cfg, check, caches)
+                submitted += 1
+            x, score, reason = futures.pop(i).result()
+            row = rows[i]
+            row["ecg_score"] = score
+            row["reason"] = reason
+            if x is not None:
+                pending.append((i, x))
+            if len(pending) >= batch_size:
+                flush()
+            if progress is not None:
+                progress(i + 1, n)
+        flush()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    return pd.DataFrame(rows, columns=["path", "predicted", "reason", "ecg_score"] + [f"prob_{c}" for c in names])
+
+
+def _batch_row(f: str | Path, base: Path | None, names: Sequence[str]) -> dict[str, Any]:
+    """The empty CSV row of one file of :func:`predict_files`."""
+    p = Path(f)
+    try:
+        shown = str(p.relative_to(base)) if base is not None else str(p)
+    except ValueError:
+        shown = str(p)
+    row: dict[str, Any] = {"path": shown, "predicted": "", "reason": "", "ecg_score": np.nan}
+    row.update({f"prob_{n}": np.nan for n in names})
+    return row
+
+
+def _batch_workers() -> int:
+    import os
+
+    return max(1, min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1),
+                      4))
+
+
+
+@dataclass(frozen=True)
+class _BatchCaches:
+    """The on-disk caches :func:`predict_files` reuses: preprocessed arrays (the training job's own cache, keyed
+    by content hash and configuration) and ECG-check verdicts (keyed by content hash)."""
+
+    arrays: Any  # ecg_core.imaging.preprocess.PreprocessCache
+    checks: Any  # ecg_core.reports.ecg_check.CheckCache
+
+    @classmethod
+    def under(cls, root: str | Path) -> _BatchCaches:
+        from ecg_core.imaging.preprocess import PreprocessCache
+        from ecg_core.reports.ecg_check import CheckCache
+
+        return cls(PreprocessCache(Path(root) / "preprocess"), CheckCache(Path(root) / "ecg_check"))
+
+
+def _batch_prepare(p: Path, cfg: Any, check: bool, caches: _BatchCaches | None = None
+                   ) -> tuple[np.ndarray | None, float, str]:
+    """Decode, check and preprocess one file (in a worker thread): (model input or None, ECG score, reason).
+
+    With ``caches``, a file whose verdict and array are cached is not decoded at all, and what is computed is
+    stored; the model input is then the cached uint8 array / 255 (exactly what training fed the model), also on
+    the first run, so that a first and a second run give the same probabilities."""
+    from ecg_core.imaging.loader import read_bytes
+    from ecg_core.imaging.preprocess import preprocess
+    from ecg_core.reports.ecg_check import check_ecg
+    from ecg_core.reports.pipeline import decode_for_model
+
+    score = np.nan
+    try:
+        data = read_bytes(p)
+        h = file_hash(data) if caches is not None else ""
+        chk = caches.checks.get(h) if caches is not None and check else None
+        if chk is not None and not chk.is_ecg:
+            return None, chk.score, f"{REASON_NOT_ECG}: " + "; ".join(chk.failed)
+        arr = caches.arrays.get(h, cfg) if caches is not None else None
+        if arr is None or (check and chk is None):
+            rgb, _ = decode_for_model(data, p.name, cfg)  # the Explain page's decode
+            if check and chk is None:
+                chk = check_ecg(rgb)
+                if caches is not None:
+                    caches.checks.put(h, chk)
+                if not chk.is_ecg:
+                    return None, chk.score, f"{REASON_NOT_ECG}: " + "; ".join(chk.failed)
+            if arr is None:
+                x = preprocess(rgb, cfg, keep_steps=False).final
+                if caches is None:
+                    return x, chk.score if chk is not None else score, ""
+                arr = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
+                caches.arrays.put(h, cfg, arr)
+        return arr.astype(np.float32) / np.float32(255.0), chk.score if chk is not None else score, ""
+    except EcgCoreError as e:
+        return None, score, f"{REASON_UNREADABLE}: {e}"
+    except (MemoryError, ValueError, cv2.error) as e:  # a hostile file must not stop the batch
+        return None, score, f"{REASON_UNREADABLE}: {type(e).__name__}: {e}"
+
+
+def _batch_predict(m: Any, x: np.ndarray) -> np.ndarray:
+    """Class probabilities (n, k) float64 of one batch: Keras's compiled predict step when there is one."""
+    if hasattr(m, "predict_on_batch"):
+        return np.asarray(m.predict_on_batch(x), dtype=np.float64)
+    return predict_proba(m, x)
+
+
+def extract_batch_zip(data: bytes, uploads_dir: str | Path) -> tuple[Path, list[tuple[str, str]]]:
+    """Extract an uploaded zip into ``uploads_dir/batch-<hash>`` (reused when already there); returns the folder
+    and the refused entries (see :func:`ecg_core.ml.zip_import.extract_zip`)."""
+    from ecg_core.ml.zip_import import extract_zip
+
+    dest = Path(uploads_dir) / f"batch-{file_hash(data)[:16]}"
+    if dest.is_dir() and any(dest.iterdir()):
+        return dest, []
+    res = extract_zip(data, dest)
+    return Path(res.root), list(res.skipped)

@@ -1,0 +1,51 @@
+"""Batch predict page: one trained model over a folder (searched recursively) or an uploaded zip of report images ->
+one row per file (the predicted class, or why there is none), a few counts and a CSV download. Widgets ->
+``ecg_core.reports.batch.predict_files`` (cached per model, folder and folder state, :mod:`app_ui.cache`); keys are
+prefixed ``explain_batch_`` (the model choice, ``explain_run``, is the Explain page's)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from app_ui import cache, common, widgets
+from ecg_core.core import paths
+from ecg_core.reports import batch
+
+st.title("🗃️ Batch predict")
+st.caption(common.DISCLAIMER)
+
+model = widgets.pick_report_model()
+st.caption("One row per file: the predicted class, or why there is none (unreadable, not an ECG report). "
+           "The model's stored preprocessing is used. Research and education use only — not a diagnosis.")
+
+source = st.radio("Files", ["Folder path", "Zip upload"], horizontal=True, key="explain_batch_source")
+folder = ""
+if source == "Folder path":
+    folder = st.text_input("Folder with report images (searched recursively)", key="explain_batch_dir").strip()
+else:
+    up = st.file_uploader("Zip of report images", type=["zip"], key="explain_batch_zip")
+    if up is not None:
+        with common.safe(f"Extracting {up.name}"):
+            root, skipped = batch.extract_batch_zip(up.getvalue(), paths.uploads_dir())
+        folder = str(root)
+        if skipped:
+            st.warning(f"{len(skipped)} entries of the zip were not extracted, e.g. "
+                       + "; ".join(f"{n} ({why})" for n, why in skipped[:3]))
+refuse = st.checkbox("Refuse images that are not recognised as ECG reports", True, key="explain_batch_check")
+if st.button("Predict the batch", key="explain_batch_run", disabled=not folder):
+    st.session_state["explain_batch_request"] = folder
+if not folder or st.session_state.get("explain_batch_request") != folder:
+    st.info("Choose a folder or a zip, then press **Predict the batch**.")
+    st.stop()
+
+with common.safe("Predicting the batch"):
+    table = cache.batch_predictions(model.key, folder, cache.folder_signature(folder, stat_files=True), refuse,
+                                    model.explainer, model.cfg)
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("files", len(table))
+c2.metric("predicted", int((table["predicted"] != "").sum()))
+c3.metric("not an ECG", int(table["reason"].str.startswith(batch.REASON_NOT_ECG).sum()))
+c4.metric("unreadable", int(table["reason"].str.startswith(batch.REASON_UNREADABLE).sum()))
+st.dataframe(table, hide_index=True, width="stretch")
+st.download_button("Download predictions (CSV)", table.to_csv(index=False).encode(), "predictions.csv",
+                   "text/csv", key="explain_batch_csv")
