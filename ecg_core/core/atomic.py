@@ -31,23 +31,15 @@ class FileWriteError(ConfigError):
 def atomic_write_via(path: str | Path, write: Callable[[IO[bytes]], Any], *, suffix: str = ".tmp") -> Path:
     """Write ``path`` atomically by calling ``write(f)`` on a temporary binary file beside it."""
     p = Path(path)
-    tmp: str | None = None
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=p.parent)
+    fd, tmp = _guarded(p, lambda: tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=_make_parent(p)))
+
+    def fill() -> None:
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, FILE_MODE)
-        os.replace(tmp, p)
-    except OSError as e:
-        unlink_quietly(tmp)
-        raise write_error(p, e) from e
-    except BaseException:
-        unlink_quietly(tmp)
-        raise
-    return p
+
+    return _commit(p, Path(tmp), fill)
 
 
 def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
@@ -68,12 +60,33 @@ def atomic_write_to_path(path: str | Path, write: Callable[[Path], Any], *, suff
     """For writers that need a file name (``model.save`` wants a ``.keras`` name): ``write(tmp_path)``, fsync,
     0644, rename. ``suffix`` is the temporary file's extension."""
     p = Path(path)
+    _make_parent(p)
     tmp = p.with_name(f".{p.stem}.{secrets.token_hex(4)}.tmp{suffix}")
-    try:
-        p.parent.mkdir(parents=True, exist_ok=True)
+
+    def fill() -> None:
         write(tmp)
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
+
+    return _commit(p, tmp, fill)
+
+
+def _make_parent(p: Path) -> Path:
+    _guarded(p, lambda: p.parent.mkdir(parents=True, exist_ok=True))
+    return p.parent
+
+
+def _guarded(p: Path, action: Callable[[], Any]) -> Any:
+    try:
+        return action()
+    except OSError as e:
+        raise write_error(p, e) from e
+
+
+def _commit(p: Path, tmp: Path, fill: Callable[[], None]) -> Path:
+    """Fill the temporary file, make it 0644 and rename it over ``p``; on any failure remove it and raise."""
+    try:
+        fill()
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, p)
     except OSError as e:

@@ -1,0 +1,1 @@
+"""Layer 2: datasets, splits, the model zoo, training jobs, the run registry, evaluation, comparison, model cards."""

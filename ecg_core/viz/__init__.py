@@ -1,0 +1,1 @@
+"""Layer 5: plotly figure builders (figures are returned, never shown)."""
