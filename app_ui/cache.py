@@ -279,11 +279,13 @@ def arrhythmia_segments(key: str, path: str, fs: float | None, seg_json: str, mo
 
 
 @st.cache_data(show_spinner="Classifying every segment...", max_entries=8)
-def arrhythmia_predictions(key: str, path: str, fs: float | None, mode: str, run_path: str, stamp: str):
+def arrhythmia_predictions(key: str, path: str, fs: float | None, mode: str, run_path: str, stamp: str,
+                           lead: str | None = None):
+    """Predictions per segment of the record, cut from ``lead`` (the run's own lead preference when ``None``)."""
     from ecg_core.signals import arrhythmia as arr
 
     bundle = arrhythmia_model(run_path, stamp)
-    segs = arrhythmia_segments(key, path, fs, json.dumps(bundle.seg_cfg.to_dict()), mode)
+    segs = arrhythmia_segments(key, path, fs, json.dumps(arr.with_lead(bundle.seg_cfg, lead).to_dict()), mode)
     return arr.predict_segments(bundle, segs)
 
 
@@ -301,3 +303,41 @@ def arrhythmia_strip(key: str, path: str, fs: float | None, seg_json: str, clean
 
     rec, _ = arrhythmia_record(key, path, fs)
     return arr.strip_signal(rec, seg_cfg=SegmentConfig.from_dict(json.loads(seg_json)), cleaned=cleaned)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def reading(file_hash: str, _data: bytes, sidecar_json: str) -> tuple:
+    """(Digitized, Measurements, findings) of one report image (``file_hash`` names the bytes; ``sidecar_json`` is a
+    synthetic report's sidecar or ``""``): the Explain page's Reading view."""
+    from ecg_core.imaging.loader import load_image
+    from ecg_core.reports.reading.criteria import evaluate
+    from ecg_core.reports.reading.digitize import digitize
+    from ecg_core.reports.reading.measure import measure
+
+    dig = digitize(load_image(_data).rgb, sidecar=json.loads(sidecar_json) if sidecar_json else None)
+    m = measure(dig)
+    return dig, m, evaluate(m)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def rendered_record(key: str, _files: tuple[tuple[str, bytes], ...], record: str, paper: str, artifacts: bool
+                    ) -> tuple[object, dict]:
+    """A 12-lead WFDB record printed as a 3x4 + II report (RGB image, sidecar) for the Learn page; ``key`` names
+    the record's files (path and stamp, or the upload's hash), ``_files`` are (name, bytes) of an upload written to a
+    temporary folder first (empty for a record on disk at ``record``)."""
+    import tempfile
+
+    from ecg_core.reports.reading.formats import read_12lead
+    from ecg_core.reports.reading.render import render_record
+    from ecg_core.reports.synth_render import RenderOptions
+
+    bw = paper == "black & white"
+    options = RenderOptions(grid="pink" if bw else paper, black_and_white=bw, artifacts=artifacts)
+    with tempfile.TemporaryDirectory() as d:
+        if _files:
+            for fname, content in _files:
+                (Path(d) / Path(fname).name).write_bytes(content)
+            record = str(Path(d) / Path(record).name)
+        signals, fs = read_12lead(record)
+    image, sidecar, _ = render_record(signals, fs, options)
+    return image, sidecar

@@ -163,6 +163,31 @@ def require_dataset() -> pd.DataFrame:
     return index
 
 
+# ------------------------------------------------------------------------------- the Preprocess page's settings
+PREPROCESS_KEY = "app_preprocess"  # a plain session-state value (not a widget's): it survives page changes
+
+
+def preprocess_settings_store() -> dict:
+    """The Preprocess page's settings of this session (PreprocessConfig fields, defaults until changed): the one
+    source of truth its widgets show and the Train page can train with."""
+    from ecg_core.imaging.preprocess import PreprocessConfig
+
+    store = st.session_state.get(PREPROCESS_KEY)
+    if not isinstance(store, dict):
+        store = st.session_state[PREPROCESS_KEY] = PreprocessConfig().to_dict()
+    return store
+
+
+def preprocess_settings():  # -> PreprocessConfig | None
+    """The Preprocess page's settings as a config, or None when they are not valid (the page says why)."""
+    from ecg_core.imaging.preprocess import PreprocessConfig
+
+    try:
+        return PreprocessConfig.from_dict(preprocess_settings_store())
+    except EcgCoreError:
+        return None
+
+
 # ------------------------------------------------------------------------------------ deep links after a restart
 def _leave_pages_folder_mode() -> None:
     """Make a deep link work on a freshly started server.

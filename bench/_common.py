@@ -102,3 +102,16 @@ def cannot_run(bench: str, why: str) -> int:
     emit(bench, result=True, skipped=True, reason=why, machine=machine())
     print(f"{bench}: cannot run: {why}", file=sys.stderr)
     return 2
+
+
+def bench_run(ref: str | None) -> Any:
+    """The run a bench measures: ``ref`` (an id or a folder), else the app's default model; None when there is none."""
+    from ecg_core.core import paths
+    from ecg_core.ml import registry
+
+    if ref is None:
+        default = registry.default_run(paths.models_dir())
+        if default is None:
+            return None
+        ref = default.run_id
+    return registry.resolve_run(ref, usable=True)

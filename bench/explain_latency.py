@@ -23,7 +23,7 @@ import time
 import warnings
 from pathlib import Path
 
-from _common import SHARED_DATA, cannot_run, emit, finish
+from _common import SHARED_DATA, bench_run, cannot_run, emit, finish
 
 BENCH = "explain_latency"
 TARGET = 1.3
@@ -134,13 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     files = report_files(args.folder, max(2, args.images))
     if len(files) < 2:
         return cannot_run(BENCH, "fewer than 2 report images found")
-    ref = args.run
-    if ref is None:
-        default = registry.default_run(paths.models_dir()) if hasattr(registry, "default_run") else None
-        ref = default.run_id if default is not None else None
-    if ref is None:
+    run = bench_run(args.run)
+    if run is None:
         return cannot_run(BENCH, f"no usable model in {paths.models_dir()}")
-    run = registry.resolve_run(ref, usable=True)
     rows = [bench_model(run.run_id, ExplainerCache().get(run), registry.preprocess_config_of(run), files,
                         args.rounds)]
     if not args.skip_384:

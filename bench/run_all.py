@@ -30,6 +30,8 @@ BENCHES = {
                        "on preloaded tensors", "ratio >= 0.9"),
     "train_memory": ("train_memory.py", "peak RSS of a training job over all mendeley-dev files at 384 px",
                      "<= 2.5 GB"),
+    "digitize": ("digitize.py", "digitise + measure one full-resolution report vs the whole explain pipeline",
+                 "ratio <= 3"),
 }
 
 

@@ -6,6 +6,7 @@ import json
 import streamlit as st
 
 from app_ui import cache, common
+from app_ui.reading import rhythm_strip_upload
 from ecg_core.signals import arrhythmia as arr
 from ecg_core.signals import sources, spectral_cam
 from ecg_core.core import paths
@@ -19,7 +20,8 @@ st.caption("Beats and rhythms of one ECG lead, classified as spectral images (6 
 
 # ----------------------------------------------------------------------------------------------- the record
 shared = sources.shared_sources()
-kinds = ["Demo signals (synthetic)"] + (["Shared MIT-BIH records"] if shared else []) + ["Upload a record"]
+kinds = (["Demo signals (synthetic)"] + (["Shared MIT-BIH records"] if shared else [])
+         + ["Upload a record", "Rhythm strip of a report image"])
 kind = st.radio("Record", kinds, horizontal=True, key="arr_source")
 csv_fs = None
 if kind.startswith("Demo"):
@@ -30,17 +32,31 @@ if kind.startswith("Demo"):
 elif kind.startswith("Shared"):
     labels = [s.label for s in shared]
     path = shared[labels.index(st.selectbox("Record", labels, key="arr_shared"))].path
+elif kind.startswith("Rhythm strip"):  # a digitised report (issue 14): its rhythm strip as a one-lead CSV
+    strip = rhythm_strip_upload()
+    if strip is None:
+        st.stop()
+    with common.guard("Storing the rhythm strip"):
+        path = sources.save_upload([(strip[1], strip[0])])
 else:
     ups = st.file_uploader("WFDB record (.hea + .dat, optional .atr) or one CSV file", accept_multiple_files=True,
                            type=["hea", "dat", "atr", "csv", "txt"], key="arr_upload")
     csv_fs = st.number_input("Sampling rate of a CSV without a time column (Hz)", 50.0, 5000.0, 360.0, 10.0,
                              key="arr_csv_fs")
     if not ups:
+        st.session_state.pop("arr_upload_choice", None)
         st.info("Upload the .hea and .dat files of one WFDB record (add its .atr to see annotations), or one CSV "
                 "file with a column per lead (values in mV; a `time` column in seconds gives the rate).")
         st.stop()
+    # the uploader keeps earlier files when more are dropped: the files added last replace the record opened
+    # before (unless they belong to it, e.g. its .atr)
+    choice = sources.choose_upload([(u.file_id, u.name) for u in ups], st.session_state.get("arr_upload_choice"))
+    st.session_state["arr_upload_choice"] = choice
+    if choice.ignored:
+        st.info(f"Showing the record uploaded last ({', '.join(u.name for u in ups if u.file_id in choice.use)}). "
+                f"Earlier files are not used: {', '.join(choice.ignored)} (remove them with × if you like).")
     with common.guard("Storing the upload"):
-        path = sources.save_upload([(u.name, u.getvalue()) for u in ups])
+        path = sources.save_upload([(u.name, u.getvalue()) for u in ups if u.file_id in choice.use])
 key = sources.record_key(path)
 with common.guard("Reading the record"):
     rec, load_warnings = cache.arrhythmia_record(key, str(path), csv_fs)
@@ -68,13 +84,22 @@ if run is not None:
     stamp = f"{run.meta.get('finished', '')}:{(run.path / 'model.keras').stat().st_mtime_ns}"
     with common.guard("Loading the model"):
         bundle = cache.arrhythmia_model(str(run.path), stamp)
-seg_cfg = bundle.seg_cfg if bundle else SegmentConfig()
+lead_names, lead_default = arr.lead_options(rec)
+chosen_lead = None
+if len(lead_names) > 1:
+    chosen_lead = st.selectbox("Lead", lead_names, index=lead_default, key=f"arr_lead:{key}",
+                               help="The lead cut into beats and shown below. The model was trained on MLII "
+                                    "(lead II); another lead changes the beat shapes it sees.")
+seg_cfg = arr.with_lead(bundle.seg_cfg if bundle else SegmentConfig(), chosen_lead)
 spec_cfg = bundle.spec_cfg if bundle else arr.DEFAULT_SPECTRAL
 seg_json = json.dumps(seg_cfg.to_dict())
+if bundle is not None:
+    for msg in arr.record_warnings(rec, bundle.meta, lead=chosen_lead):
+        st.warning(msg)
 
 with common.guard("Cutting the record"):
     if bundle is not None:
-        table = cache.arrhythmia_predictions(key, str(path), csv_fs, mode, str(run.path), stamp)
+        table = cache.arrhythmia_predictions(key, str(path), csv_fs, mode, str(run.path), stamp, chosen_lead)
     else:
         table = arr.segment_table(cache.arrhythmia_segments(key, str(path), csv_fs, seg_json, mode),
                                   pre_s=seg_cfg.pre_s, post_s=seg_cfg.post_s)
@@ -121,8 +146,8 @@ st.caption(f"Strip: {window[0]:.0f}-{window[1]:.0f} s of {rec.duration_s:.0f} s 
 
 # ----------------------------------------------------------------------------------------------- selected beat
 label = row["label"] if isinstance(row["label"], str) else None
-st.subheader(f"Segment {n_sel} of {len(subset)} · {row['time_s']:.2f} s · {row['kind']}"
-             + (f" · annotated {row['symbol']} ({label})" if row["symbol"] else ""))
+st.subheader(f"Segment {n_sel} of {len(subset)} · {row['time_s']:.2f} s · {row['kind']} · "
+             f"{arr.segment_heading(row['symbol'], label)}")
 with common.guard("Rendering the spectral image"):
     image = arr.spectral_images([seg], spec_cfg)[0]
 mapping = None

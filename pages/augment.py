@@ -10,7 +10,8 @@ import streamlit as st
 
 from app_ui import cache, common
 from ecg_core.imaging import augment
-from ecg_core.ml import splits
+from ecg_core.ml import train_data
+from ecg_core.ml.train_config import TrainConfig
 from ecg_core.core.errors import EcgCoreError
 
 st.title("🎛️ Augment")
@@ -94,34 +95,53 @@ with st.expander("Augmentation config (stored with the training run)"):
     st.json({f.name: getattr(cfg, f.name) for f in fields(cfg)})
 
 st.subheader("Class-balancing plan (training split only)")
-b1, b2, b3 = st.columns(3)
-split_seed = b1.number_input("split seed", 0, 10_000, 0, key="aug_split_seed")
-target = b2.selectbox("balance every class up to", ["max", "median", "mean"], key="aug_target")
-max_mult = b3.slider("largest multiplier", 1, 20, 12, key="aug_max_mult")
-split = splits.split_by_group(index, seed=int(split_seed))
+job = TrainConfig(data_dir=str(index.attrs.get("root") or "."))  # the options the Train page starts a job with
+b1, b2 = st.columns([1, 3])
+split_seed = b1.number_input("split seed (the Train page's seed)", 0, 10_000, 0, key="aug_split_seed")
+job = replace(job, seed=int(split_seed))
+b2.caption(f"The training job's own plan, computed by the same code: split by duplicate group (validation "
+           f"{job.val_frac:.0%}, test {job.test_frac:.0%}), **one file per duplicate group** (copies do not weigh "
+           f"more), then every class oversampled up to the largest, at most x{job.max_multiplier} (class balance "
+           "'oversample', the Train page's default; with 'class_weights' or 'none' nothing is copied).")
+with common.guard("Computing the training split"):
+    grouped = train_data.apply_record_groups(index)
+    split = train_data.job_split(grouped, job)
 train = split[split["split"] == "train"]
 if train.empty:
     st.info("No training images in this dataset (no class folder matched the label preset).")
     st.stop()
 with warnings.catch_warnings(record=True) as caught:
     warnings.simplefilter("always")
-    plan = augment.balancing_plan(train.groupby("class_name").size(), target=target, max_multiplier=int(max_mult))
+    _, plan = train_data.training_rows(train, job)
 for w in caught:
     st.warning(str(w.message))
+all_files = train_data.job_split(grouped, replace(job, dedupe=False))  # the same split, copies kept
+files_per_class = all_files[all_files["split"] == "train"].groupby("class_name").size()
 table = pd.DataFrame({
-    "training images": pd.Series(plan.counts_before),
-    "multiplier": pd.Series(plan.multipliers).map(lambda m: f"x{m}"),
-    "after balancing": pd.Series(plan.counts_after),
-})
+    "training files (copies included)": files_per_class,
+    "training images": pd.Series(plan["before"]),  # distinct: one file per duplicate group, what the job sees
+    "multiplier": pd.Series(plan.get("multipliers", {})).reindex(list(plan["before"])).fillna(1).astype(int).map(
+        lambda m: f"x{m}"),
+    "after balancing": pd.Series(plan["after"]),
+}).fillna(0).astype({"training files (copies included)": int})
 val_test = split[split["split"].isin(["val", "test"])].groupby(["class_name", "split"]).size().unstack(fill_value=0)
-table = table.join(val_test.rename(columns=lambda c: f"{c} (never augmented)"), how="left").fillna(0)
+val_test = val_test[[c for c in ("val", "test") if c in val_test.columns]]
+table = table.join(val_test.rename(columns=lambda c: f"{c} (distinct, never augmented)"), how="left").fillna(0)
 st.dataframe(table, width="stretch")
+copies = {c: (int(files_per_class.get(c, 0)), int(n)) for c, n in plan["before"].items()
+          if files_per_class.get(c, 0) > n}
+if copies:
+    st.caption("Copies in the training split: " + "; ".join(f"{c}: {f} files are {n} distinct images"
+                                                              for c, (f, n) in copies.items()) + ".")
+before, after = plan["before"], plan["after"]
+imbalance_before = max(before.values()) / min(before.values())
+imbalance_after = max(after.values()) / min(after.values())
 fig = go.Figure([
-    go.Bar(name="before", x=list(plan.counts_before), y=list(plan.counts_before.values())),
-    go.Bar(name="after", x=list(plan.counts_after), y=list(plan.counts_after.values())),
+    go.Bar(name="distinct images", x=list(before), y=list(before.values())),
+    go.Bar(name="after balancing", x=list(after), y=list(after.values())),
 ])
 fig.update_layout(barmode="group", height=320, margin={"l": 10, "r": 10, "t": 30, "b": 10},
-                  title=f"imbalance {plan.imbalance_before:.1f}:1 → {plan.imbalance_after:.1f}:1")
+                  title=f"imbalance {imbalance_before:.1f}:1 → {imbalance_after:.1f}:1")
 st.plotly_chart(fig, width="stretch")
-st.caption(f"{plan.total} training samples per epoch; copies beyond the first are augmented online with a seed "
-           "derived from (image, copy, epoch).")
+st.caption(f"{sum(after.values())} training samples per epoch; copies beyond the first are augmented online with "
+           "a seed derived from (image, copy, epoch).")

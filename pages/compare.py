@@ -1,6 +1,8 @@
 """Compare page: training runs side by side — metrics with 95 % CIs and a leakage badge, per-model and per-class
-bars, training curves, confusion matrices, ROC and calibration curves, size and measured latency, k-fold results,
-the misclassified test images (click one to explain it) — and the leakage demonstration."""
+bars, training curves, confusion matrices (two per row, grouped by dataset; pooled only within one dataset), ROC and
+precision-recall curves (one class for every run, or every class of one run), calibration, size and measured
+latency, k-fold results, the misclassified test images (click one to explain it) — and the leakage demonstration.
+Runs trained on different datasets (``run.json``: ``data_source``, ``data_fingerprint``) are flagged."""
 
 from pathlib import Path
 
@@ -96,6 +98,16 @@ if not chosen:
     st.stop()
 sel = [by_id[i] for i in chosen]
 reports = {r.run_id: r.report for r in sel}
+groups = compare.dataset_groups(sel)
+mixed = len(groups) > 1
+if mixed:
+    st.warning(
+        "These runs were trained and tested on **different datasets** — "
+        + "; ".join(f"{g}: {', '.join(r.run_id for r in recs)}" for g, recs in groups.items())
+        + ". Their numbers come from different test sets and are not directly comparable (a model can score well "
+        "on synthetic reports and poorly on real ones); confusion matrices are shown per dataset and never pooled "
+        "across them."
+    )
 
 # latency is measured only after the button below was pressed (then cached per run and number of passes)
 latency: dict[str, dict] = {}
@@ -135,22 +147,57 @@ st.subheader("Training and validation curves")
 chart(viz_eval.training_curves({r.run_id: r.history for r in sel}), "training-curves")
 
 st.subheader("Confusion matrices")
-cols = st.columns(min(3, len(sel)))
-for i, r in enumerate(sel):
-    with cols[i % len(cols)]:
-        chart(viz_eval.confusion_heatmap(r.report, title=r.run_id), f"confusion-{r.run_id}")
-if len(sel) > 1:
-    if same_classes:
-        with st.expander("Pooled confusion matrix (counts summed over the selected runs)"):
-            chart(viz_eval.confusion_heatmap(report.merge_confusion(reports), class_names=sel[0].report.class_names,
-                                             title="pooled"), "confusion-pooled")
-    else:
-        st.caption(f"No pooled confusion matrix: {why}.")
+CM_COLUMNS = 2  # two readable matrices per row (never one narrow strip per run)
+for g, (group, recs) in enumerate(groups.items()):
+    if mixed:
+        st.markdown(f"**{group}**: {', '.join(r.run_id for r in recs)}")
+    for row in range(0, len(recs), CM_COLUMNS):
+        cols = st.columns(CM_COLUMNS)
+        for col, r in zip(cols, recs[row:row + CM_COLUMNS]):
+            with col:
+                fig = viz_eval.confusion_heatmap(r.report, title=f"{r.run_id} ({r.data_source} data)")
+                fig.update_layout(height=440, margin={"l": 10, "r": 10, "t": 50, "b": 10})
+                chart(fig, f"confusion-{r.run_id}")
+    group_reports = {r.run_id: r.report for r in recs}
+    if len(recs) > 1:
+        ok, why_group = report.compatible_class_sets(group_reports)
+        if ok:
+            with st.expander(f"Pooled confusion matrix — {group} (counts summed over {len(recs)} runs tested on "
+                             "this dataset)"):
+                fig = viz_eval.confusion_heatmap(report.merge_confusion(group_reports),
+                                                 class_names=recs[0].report.class_names, title=f"pooled · {group}")
+                fig.update_layout(height=440)
+                chart(fig, f"confusion-pooled-{g}")
+        else:
+            st.caption(f"No pooled confusion matrix for {group}: {why_group}.")
+if mixed:
+    st.caption("No pooled confusion matrix across datasets: counts from different test sets are never summed.")
+elif len(sel) > 1 and not same_classes:
+    st.caption(f"No pooled confusion matrix: {why}.")
 
-st.subheader("ROC curves (one-vs-rest) and calibration")
+st.subheader("ROC and precision-recall curves (one-vs-rest)")
 classes = list(dict.fromkeys(c for r in sel for c in r.report.class_names))
-roc_class = st.selectbox("Class", ["all classes", *classes], key="compare_roc_class")
-chart(viz_eval.roc_curves(reports, classes=None if roc_class == "all classes" else [roc_class]), "roc")
+options = [*classes, "all classes"]
+curve_class = st.selectbox("Class", options, key="compare_roc_class", index=len(classes) if len(sel) == 1 else 0,
+                           help="one class: its curve for every run; all classes: every class of one run")
+if curve_class == "all classes" and len(sel) > 1:
+    one = st.selectbox("Run (all classes are drawn for one run at a time)", chosen, key="compare_curve_run")
+    curve_runs, wanted = [by_id[one]], None
+else:
+    curve_runs, wanted = sel, None if curve_class == "all classes" else [curve_class]
+labels = {r.run_id: f"{r.run_id} [{r.data_source}]" if mixed else r.run_id for r in curve_runs}
+left, right = st.columns(2)
+with left:
+    fig = viz_eval.roc_curves({labels[r.run_id]: r.report for r in curve_runs}, classes=wanted)
+    fig.update_layout(height=520, legend={"orientation": "h", "y": -0.2})
+    chart(fig, "roc")
+with right:
+    fig = viz_eval.pr_curves({labels[r.run_id]: r.pr for r in curve_runs}, classes=wanted)
+    fig.update_layout(height=520, legend={"orientation": "h", "y": -0.2})
+    chart(fig, "pr")
+st.caption("Precision-recall curves from each run's predictions.csv (scikit-learn `precision_recall_curve`); AP = "
+           "average precision. With one class, the dotted line is its prevalence (the precision of guessing).")
+st.subheader("Calibration")
 chart(viz_eval.reliability_diagram(reports), "calibration")
 
 # ------------------------------------------------------------------------------------------ size and speed

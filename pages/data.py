@@ -1,4 +1,5 @@
-"""Data page: counts per class, distinct images vs copies, duplicate groups, leak-free split and leakage check."""
+"""Data page: counts per class, distinct images vs copies, duplicate groups, leak-free split (with a warning for
+classes with few images in a split) and leakage check."""
 
 import streamlit as st
 
@@ -15,8 +16,11 @@ c1, c2, c3, c4, c5 = st.columns(5)
 c1.metric("files", report.n_files)
 c2.metric("readable", report.n_readable)
 c3.metric("distinct images", report.n_distinct)
-c4.metric("duplicate groups", report.n_groups)
-c5.metric("groups with copies", report.n_groups_with_copies)
+c4.metric("image groups", report.n_groups,
+          help="One group per distinct image with its exact and near copies; an image without copies is a group "
+               "of one. Splits and training count groups.")
+c5.metric("duplicate groups (with copies)", report.n_groups_with_copies,
+          help="Groups of two or more files (exact or near copies of one image)")
 
 if report.n_files and report.n_distinct < report.n_readable:
     st.warning(
@@ -84,6 +88,18 @@ if leaks.empty:
 else:  # cannot happen with split_by_group, but the check is real
     st.error(f"{len(leaks)} duplicate groups straddle splits.")
     st.dataframe(leaks, hide_index=True)
+thin = splits.few_images(table)
+thin = thin[thin["split"].isin(["val", "test"])]  # the splits the metrics come from
+if not thin.empty:
+    cells = "; ".join(f"**{c}**: " + ", ".join(f"{r.images} in {r.split}" for r in rows.itertuples())
+                      for c, rows in thin.groupby("class_name", sort=False))
+    fewest = int(thin["images"].min())
+    st.warning(
+        f"Few distinct images (under {splits.MIN_IMAGES_PER_SPLIT}) to evaluate on: {cells}. "
+        + (f"With {fewest} image{'s' if fewest != 1 else ''}, one misclassification moves that class's recall by "
+           f"{100 / fewest:.0f} percentage points, so its per-class validation/test numbers are rough (read their "
+           "confidence intervals). " if fewest else "A class with no image in a split cannot be evaluated there. ")
+        + "Raise the validation/test share or add images of these classes.")
 st.plotly_chart(viz.split_bar(table), width="stretch")
 st.dataframe(table, width="stretch")
 naive = splits.leakage(splits.random_file_split(index, val_frac=val, test_frac=test, seed=int(seed)))

@@ -15,6 +15,7 @@ import numpy as np
 import streamlit as st
 
 from app_ui import cache, common, widgets
+from app_ui.reading import reading_view
 from ecg_core.core import paths
 from ecg_core.core.errors import EcgCoreError
 from ecg_core.core.hashing import file_hash
@@ -24,9 +25,13 @@ from ecg_core.reports import leads, pipeline
 from ecg_core.reports import pdf as report
 from ecg_core.reports.localisation import lead_mass_score, pointing_game
 from ecg_core.reports.messages import class_messages, training_domain_note
-from ecg_core.viz.explain import faithfulness_figure, probability_figure
+from ecg_core.viz.explain import faithfulness_figure, probability_figure, zoomable_image_figure
+from ecg_core.xai.faithfulness import faithfulness_verdicts, verdict_summary
 from ecg_core.xai.methods import method_title
 from ecg_core.xai.overlay import overlay
+
+
+VERDICT_ICONS = {"pass": "✅", "fail": "❌", "inconclusive": "⚠️"}
 
 
 def png_bytes(rgb: np.ndarray) -> bytes:
@@ -110,7 +115,7 @@ with st.expander("Preprocessing steps (the model's stored configuration)"):
                f"{pre.original_shape[0]}): {pre.crop_box} · config hash `{chash}`")
 
 if check.is_ecg:
-    st.success(f"Input check: {check.message} (score {check.score:.2f}).")
+    st.success(f"Input check: {check.message}.")  # no score: a layout constant on real reports (issue 19.9)
 else:
     st.error(f"**Not recognised as an ECG report.** {'; '.join(check.failed)}.")
     with st.expander("Why?"):
@@ -154,8 +159,24 @@ for note in ex.notes:
     st.warning(note)
 over = overlay(rgb, ex.heatmap_display, alpha=alpha)
 orig_w, orig_h = prepared.original_size
-st.image(over, caption=f"{method_title(method)} for “{explainer.class_names[class_index]}” on the report "
-                       f"(shown at {rgb.shape[1]}x{rgb.shape[0]}; original {orig_w}x{orig_h})", width="stretch")
+over_caption = (f"{method_title(method)} for “{explainer.class_names[class_index]}” on the report "
+                f"(shown at {rgb.shape[1]}x{rgb.shape[0]}; original {orig_w}x{orig_h})")
+# two views of the same overlay; assets/style.css shows the one that fits the screen: the picture on a wide screen
+# (its full-screen button on hover), the zoomable chart on a narrow one (a phone), where the leads are unreadable
+# at the width of the screen. The toggle (wide screens) swaps the picture for the zoomable chart.
+ZOOM_HELP = ("Drag a box over the leads (or tap + above the chart) to zoom in, double-tap (double-click) to zoom "
+             "out again.")
+with st.container(key="explain_zoom_toggle"):
+    zoom_wide = st.toggle("Zoom and pan view", key="explain_zoom",
+                          help="Shows the heatmap as a chart you can zoom into and pan. " + ZOOM_HELP)
+if not zoom_wide:
+    with st.container(key="explain_heatmap_image"):
+        st.image(over, caption=over_caption, width="stretch")
+with st.container(key="explain_heatmap_zoom_all" if zoom_wide else "explain_heatmap_zoom"):
+    # about the height the picture takes at the width of a phone's screen, or of a wide page
+    st.plotly_chart(zoomable_image_figure(over, nominal_width=1100 if zoom_wide else 380), width="stretch",
+                    key="explain_overlay_fig", config={"scrollZoom": True, "displaylogo": False})
+    st.caption(f"{over_caption}. {ZOOM_HELP}")
 st.download_button("Download the overlay (PNG, full resolution)",
                    lambda: png_bytes(pipeline.full_resolution_overlay(data, name, ex, alpha=alpha)),
                    f"{Path(name).stem}_overlay.png", "image/png", key="explain_overlay_png")
@@ -219,6 +240,7 @@ st.image(leads.draw_boxes(over, layout, highlight=top_leads), caption="Lead boxe
 # ------------------------------------------------------------------------------------------------ faithfulness
 st.subheader("Is the map faithful to the model?")
 faith_key = f"{rkey}|{fhash}|{method}|{class_index}"
+verdicts: tuple = ()  # the faithfulness verdicts, once computed for this image, method and class (into the PDF)
 if st.button("Run the faithfulness checks (deletion / insertion curves, model-randomisation test)",
              key="explain_faith_run"):
     st.session_state["explain_faith_key"] = faith_key
@@ -226,13 +248,23 @@ if st.session_state.get("explain_faith_key") == faith_key:
     with common.safe("The faithfulness checks"), st.spinner("Deleting and inserting regions, randomising layers..."):
         faith, sanity = cache.faithfulness(rkey, fhash, chash, method, int(class_index), explainer, pre.final,
                                            ex.heatmap)
+    verdicts = faithfulness_verdicts(faith, sanity)
     st.plotly_chart(faithfulness_figure(faith), width="stretch", key="explain_faith_fig")
     st.write(faith.summary + ".")
-    (st.success if sanity.passed else st.warning)(sanity.message + ".")
+    # one coloured box per test with the rule that decided it, then the overall line (green only when all passed)
+    for v in verdicts:
+        {"pass": st.success, "fail": st.error}.get(v.status, st.warning)(v.text, icon=VERDICT_ICONS[v.status])
+    (st.success if all(v.passed for v in verdicts) else st.warning)(f"{verdict_summary(verdicts)}.")
 else:
     st.caption("Slower (a few seconds): removes the most attended regions first (filled with the paper colour) "
                "and compares with a random order, then checks that the map changes when the top layers of the "
                "model are randomised.")
+
+# ------------------------------------------------------------------------------------------------ reading
+st.subheader("Reading")
+reading = None  # (global table, lead table, criteria) into the PDF once read
+if st.toggle("Read the traces and measure them (intervals, ST per lead, Q waves, criteria)", key="explain_reading"):
+    reading = reading_view(data, fhash, name, sidecar)
 
 # ------------------------------------------------------------------------------------------------ PDF
 st.subheader("Report")
@@ -241,8 +273,10 @@ if st.toggle("Prepare a PDF report", key="explain_pdf_on"):
         image=rgb, overlay=over, probs=probs, class_names=explainer.class_names, run_meta=run.meta,
         method_title=method_title(method), explained_class=explainer.class_names[class_index],
         image_name=name, lead_table=table, layout_message=layout.message, ecg_check_message=check.message,
-        notes=ex.notes)
+        notes=ex.notes, faithfulness=verdicts,
+        measurement_tables=reading[:2] if reading else None, criteria=reading[2] if reading else ())
     with common.safe("Building the PDF"):
-        pdf = cache.pdf_report(f"{faith_key}|{alpha:.2f}|{layout.source}", content)
+        pdf = cache.pdf_report(f"{faith_key}|{alpha:.2f}|{layout.source}|faith:{len(verdicts)}|reading:"
+                               f"{reading is not None}", content)
     st.download_button("Download the PDF report", pdf, f"{Path(name).stem}_explained.pdf", "application/pdf",
                        key="explain_pdf")

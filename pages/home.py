@@ -2,6 +2,7 @@
 example reports are in ``assets/``: ``app_ui.assets``)."""
 
 import streamlit as st
+from streamlit.errors import StreamlitAPIException
 
 from app_ui import assets, cache, common
 
@@ -9,14 +10,27 @@ st.title("🫀 ECG Insight")
 st.subheader("Explore, train and explain CNNs on 12-lead ECG report images")
 st.warning(common.DISCLAIMER, icon="⚠️")
 
+START_HINT = ("**Where to start:** open **Explain**, choose *Upload* there and upload a photo or scan of a 12-lead "
+              "ECG report: you get the model's prediction and a heatmap of the leads it used (a sample report of "
+              "the current dataset is explained until you do).")
+st.markdown(START_HINT)
+try:
+    st.page_link("pages/explain.py", label="Upload an ECG → Explain", icon="🔎")
+except StreamlitAPIException:  # the page runs on its own (no navigation), e.g. in a test
+    st.caption("Open **Explain** in the sidebar (Models → Explain).")
+
 
 _warmup = cache.start_warmup()  # started by streamlit_app.py; also when this page runs alone
 _polling = not _warmup.state().done
+# every poll is a fragment run that competes with the warm-up thread for the interpreter: polling twice a second
+# made the warm-up itself take 49-197 s in the server (bench/cold_start.py, 2 busy cores) against 13-17 s when
+# polling every 2 s, which costs at most 2 s of delay in showing "ready"
+WARMUP_POLL_S = 2.0
 
 
-@st.fragment(run_every=0.5 if _polling else None)
+@st.fragment(run_every=WARMUP_POLL_S if _polling else None)
 def _warmup_status(polling: bool) -> None:
-    """One line about the background load of the default model; polls twice a second while it is loading."""
+    """One line about the background load of the default model; polls every WARMUP_POLL_S s while it loads."""
     s = _warmup.state()
     if s.status == "warming":
         which = f" (`{s.run_id}`)" if s.run_id else ""

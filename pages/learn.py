@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from app_ui import assets, cache, common
+from app_ui.reading import record_section
 from ecg_core.reports import synth
 from ecg_core.core.labels import get_preset
 
@@ -77,3 +78,5 @@ for c in PRESET.classes:
     with st.expander(c.name, expanded=False):
         st.write(c.description)
         st.markdown(f"**Look for:** {c.look_for}")
+
+record_section(paper, artifacts)  # a real 12-lead recording printed with the same paper (issue 14)

@@ -1,19 +1,23 @@
 """Train page: queue training jobs (one subprocess per run), watch them live, stop them, list finished runs.
 
 Jobs run outside Streamlit (``python -m ecg_core queue/train``), so leaving the page, rerunning or closing the
-browser does not stop them; the page finds running jobs again from the run folders.
+browser does not stop them; the page finds running jobs again from the run folders, and redraws itself when a run
+appears, finishes or is deleted. Stop stops one run (the next queued one then starts); the Runs table lists every
+run, with its model card and a delete button (confirmation; a second one for the runs shipped with the app).
 """
 
 import time
 
 import pandas as pd
-import plotly.graph_objects as go
 import streamlit as st
 
 from app_ui import common
 from ecg_core.core import paths
+from ecg_core.core.errors import EcgCoreError
+from ecg_core.core.atomic import atomic_write_json
 from ecg_core.imaging import augment
-from ecg_core.ml import jobs, registry
+from ecg_core.imaging.preprocess import PreprocessConfig
+from ecg_core.ml import jobs, modelcard, registry
 from ecg_core.viz import common as viz
 from ecg_core.ml.zoo import list_architectures
 
@@ -28,11 +32,33 @@ with st.expander("New training job", expanded=not any(r.status == "running" for 
                "group; augmentation and balancing touch the training split only.")
     chosen = st.multiselect("Architectures (queued, trained one after another)", list(archs), ["custom_cnn"],
                             format_func=lambda a: f"{archs[a].title} — {archs[a].description}", key="train_archs")
+    pre_source = st.radio("Preprocessing", ["preprocess_page", "defaults"], horizontal=True, key="train_pre_source",
+                          format_func={"preprocess_page": "the Preprocess page's settings",
+                                       "defaults": "the defaults, with the size below"}.get)
+    page_pre = common.preprocess_settings()
+    if pre_source == "preprocess_page":
+        if page_pre is None:
+            st.warning("The Preprocess page's settings are not valid (it says why); fix them there or train "
+                       "with the defaults.")
+        else:
+            same = " (the defaults)" if page_pre == PreprocessConfig() else ""
+            fractions = (f"top {page_pre.crop_top}, bottom {page_pre.crop_bottom}, left {page_pre.crop_left}, "
+                         f"right {page_pre.crop_right}")
+            crop = {"none": "no crop", "relative": f"crop {fractions}",
+                    "auto": f"automatic crop to the grid (else {fractions})"}[page_pre.crop_mode]
+            st.caption(f"Trains with the settings of the Preprocess page{same}: {crop}, "
+                       f"{'grayscale, ' if page_pre.grayscale else ''}"
+                       f"{f'CLAHE {page_pre.clahe_clip}/{page_pre.clahe_tiles}' if page_pre.clahe else 'no CLAHE'}, "
+                       f"median {page_pre.median_ksize or 'off'}, input {page_pre.width}x{page_pre.height}x"
+                       f"{page_pre.channels} (config `{page_pre.config_hash()}`). Change them on the Preprocess page.")
     c1, c2, c3, c4 = st.columns(4)
-    height = c1.select_slider("height", [64, 96, 128, 160, 192, 224, 256, 384], 192, key="train_h")
-    width = c2.select_slider("width", [64, 96, 128, 160, 224, 256, 320, 384], 320, key="train_w")
-    channels = c3.radio("channels", [1, 3], horizontal=True, key="train_c",
-                        help="transfer models repeat a grayscale input to 3 channels themselves")
+    if pre_source == "defaults":
+        height = c1.select_slider("height", [64, 96, 128, 160, 192, 224, 256, 384], 192, key="train_h")
+        width = c2.select_slider("width", [64, 96, 128, 160, 224, 256, 320, 384], 320, key="train_w")
+        channels = c3.radio("channels", [1, 3], horizontal=True, key="train_c",
+                            help="transfer models repeat a grayscale input to 3 channels themselves")
+        st.caption("Crop, grayscale, CLAHE and median filter are the defaults, **not** the Preprocess page's "
+                   "settings; only the size is chosen here.")
     epochs = c4.number_input("epochs", 1, 300, 30, key="train_epochs")
     c5, c6, c7, c8 = st.columns(4)
     batch = c5.select_slider("batch size", [2, 4, 8, 16, 32, 64], 16, key="train_batch")
@@ -48,13 +74,22 @@ with st.expander("New training job", expanded=not any(r.status == "running" for 
                               help="transfer models only; without internet they fall back to random init (said "
                                    "in run.json)")
     unfreeze = st.slider("unfreeze top N layers of a pretrained base", 0, 100, 0, key="train_unfreeze")
-    start = st.button("Start training", type="primary", key="train_start", disabled=not (chosen and data_dir))
+    no_pre = pre_source == "preprocess_page" and page_pre is None
+    start = st.button("Start training", type="primary", key="train_start",
+                      disabled=not (chosen and data_dir) or no_pre)
     if start:
         qid = registry.new_run_id("queue")
+        if pre_source == "preprocess_page":  # the job reads the Preprocess page's config from a file (--config)
+            pre_file = models_dir / ".jobs" / f"preprocess-{qid}.json"
+            with common.guard("Saving the preprocessing settings"):
+                atomic_write_json(pre_file, page_pre.to_dict())
+            pre_opts = {"config": str(pre_file)}
+        else:
+            pre_opts = {"height": height, "width": width, "channels": channels}
         runs = []
         for arch in chosen:
             run_id = registry.new_run_id(arch)
-            opts = {"height": height, "width": width, "channels": channels, "epochs": int(epochs),
+            opts = {**pre_opts, "epochs": int(epochs),
                     "batch_size": batch, "lr": lr, "augment": aug, "balance": balance, "seed": int(seed),
                     "kfold": int(kfold), "patience": int(patience), "pretrained": pretrained,
                     "unfreeze": int(unfreeze)}
@@ -67,31 +102,28 @@ with st.expander("New training job", expanded=not any(r.status == "running" for 
 
 
 # -------------------------------------------------------------------------------------------------- live jobs
-def _curves(epochs: list[dict]) -> go.Figure:
-    if not epochs:
-        return viz.empty_figure("waiting for the first epoch")
-    df = pd.DataFrame(epochs)
-    fig = go.Figure()
-    for col, dash in (("loss", None), ("val_loss", "dash"), ("accuracy", None), ("val_accuracy", "dash")):
-        if col in df:
-            fig.add_scatter(x=df["epoch"], y=df[col], name=col, line={"dash": dash},
-                            yaxis="y2" if "acc" in col else "y")
-    fig.update_layout(height=280, margin={"l": 10, "r": 10, "t": 20, "b": 10}, xaxis_title="epoch",
-                      yaxis={"title": "loss"}, yaxis2={"title": "accuracy", "overlaying": "y", "side": "right",
-                                                        "range": [0, 1]},
-                      legend={"orientation": "h", "y": 1.15})
-    return fig
+def _signature(runs: list) -> tuple:
+    """What the Runs table shows depends on: the run folders and their statuses."""
+    return tuple((r.run_id, r.status) for r in runs)
+
+
+def _queue_entries() -> list[tuple[str, str, str]]:
+    """``(queue_id, run_id, state)`` of this session's queue and of every other queue with runs still waiting."""
+    ids = list(dict.fromkeys([*([st.session_state["train_queue"]] if st.session_state.get("train_queue") else []),
+                              *jobs.list_queues(models_dir)]))
+    return [(q, rid, state) for q in ids for rid, state in jobs.queue_state(models_dir, q)]
 
 
 @st.fragment(run_every=2)
-def live_jobs() -> None:
+def live_jobs(shown: tuple) -> None:
     runs = registry.list_runs(models_dir)
+    if _signature(runs) != shown:  # a job started, finished or a run was deleted: redraw the whole page
+        st.rerun()
     active = [r for r in runs if r.status == "running"]
-    queued = [q for q in jobs.queue_runs(models_dir, st.session_state.get("train_queue", "x"))
-              if q not in {r.run_id for r in runs}]
+    entries = _queue_entries()
+    queued = [e for e in entries if e[2] == jobs.QUEUED]
     if not active and not queued:
         st.caption("No job is running.")
-        return
     for run in active:
         state = jobs.job_state(run.path)
         last = state.last
@@ -109,24 +141,35 @@ def live_jobs() -> None:
                 st.progress(done, text=f"{phase} · epoch {ep}/{total}{eta}")
                 if "train" in phase:
                     st.progress(min(1.0, frac_ep), text=f"batch {last.get('batch')}/{last.get('batches')}")
-            st.plotly_chart(_curves(state.epochs), width="stretch", key=f"train_curve_{run.run_id}")
-            if st.button("Stop", key=f"train_stop_{run.run_id}"):
+            st.plotly_chart(viz.training_progress_figure(state.epochs), width="stretch",
+                            key=f"train_curve_{run.run_id}")
+            if st.button("Stop", key=f"train_stop_{run.run_id}",
+                         help="stops this run only; the next queued run then starts"):
                 jobs.stop_job(run.path)
-                if st.session_state.get("train_queue"):
-                    jobs.stop_queue(models_dir, st.session_state["train_queue"])
-                st.info("Stop requested: the job finishes its batch, keeps the best checkpoint and evaluates it.")
+                st.info("Stop requested: the job finishes its batch, keeps the best checkpoint and evaluates it"
+                        + ("; then the next queued run starts." if queued else "."))
             with st.expander("log"):
                 st.code(jobs.job_log(run.path, tail=30) or "(empty)")
     if queued:
-        st.caption(f"Queued: {', '.join(queued)}")
+        st.caption(f"Queued (each starts when the one before it ends): {', '.join(e[1] for e in queued)}")
+        if st.button("Cancel the queued runs", key="train_cancel_queue"):
+            for q in dict.fromkeys(e[0] for e in queued):
+                jobs.stop_queue(models_dir, q)
+            st.rerun()
+    cancelled = [e[1] for e in entries if e[2] == jobs.CANCELLED]
+    if cancelled:
+        st.caption(f"Cancelled before they started: {', '.join(cancelled)}")
+    orphaned = [e[1] for e in entries if e[2] == jobs.ORPHANED]
+    if orphaned:
+        st.warning(f"Will not start (the queue runner has ended): {', '.join(orphaned)}. Start them again above.")
 
 
 st.subheader("Running jobs")
-live_jobs()
+runs = registry.list_runs(models_dir)
+live_jobs(_signature(runs))
 
 # ---------------------------------------------------------------------------------------------- finished runs
 st.subheader("Runs")
-runs = registry.list_runs(models_dir)
 if not runs:
     st.info(f"No runs yet in `{models_dir}`.")
 else:
@@ -134,17 +177,80 @@ else:
     for r in runs:
         m = r.meta.get("metrics") or {}
         ci = m.get("macro_f1_ci") or [None, None]
+        f1 = m.get("macro_f1")
         rows.append({
-            "run": r.run_id, "arch": r.meta.get("arch"), "status": r.status, "usable": r.usable,
-            "problem": r.problem or r.meta.get("error", ""), "data": r.meta.get("data_source"),
-            "input": "x".join(map(str, r.meta.get("input_shape", []))),
-            "test acc": m.get("accuracy"), "test macro-F1": m.get("macro_f1"),
-            "macro-F1 95% CI": f"{ci[0]:.2f}-{ci[1]:.2f}" if None not in ci else "",
-            "ImageNet": (r.meta.get("pretrained") or {}).get("loaded"),
+            "run": r.run_id,
+            "arch": f"{r.meta.get('arch')}{' (ImageNet)' if (r.meta.get('pretrained') or {}).get('loaded') else ''}",
+            "status": r.status, "usable": r.usable, "data": r.meta.get("data_source"),
+            "input": "x".join(map(str, r.meta.get("input_shape", []))), "test acc": m.get("accuracy"),
+            "test macro-F1 (95% CI)": "" if f1 is None else f"{f1:.3f}" + (
+                f" ({ci[0]:.2f}-{ci[1]:.2f})" if None not in ci else ""),
+            "problem": r.problem or r.meta.get("error", ""),
         })
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    # every row visible (no inner scrolling) and every column within the page width; problems too long for their
+    # cell are listed in full below the table
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch", height="content", column_config={
+        "run": st.column_config.TextColumn("run", width=270, pinned=True),
+        "arch": st.column_config.TextColumn("arch", width=100),
+        "status": st.column_config.TextColumn("status", width=80),
+        "usable": st.column_config.CheckboxColumn("usable", width=50),
+        "data": st.column_config.TextColumn("data", width=70),
+        "input": st.column_config.TextColumn("input", width=80),
+        "test acc": st.column_config.NumberColumn("test acc", format="%.3f", width=70),
+        "test macro-F1 (95% CI)": st.column_config.TextColumn("test macro-F1 (95% CI)", width=150),
+        "problem": st.column_config.TextColumn("problem", width=70),
+    })
+    for r in runs:
+        why = r.problem or r.meta.get("error", "")
+        if why:  # in full (the cell is narrow)
+            st.caption(f"**{r.run_id}** ({r.status}): {why}")
     notes = [r for r in runs if (r.meta.get("pretrained") or {}).get("requested")
              and not (r.meta.get("pretrained") or {}).get("loaded")]
     for r in notes:
         st.warning(f"{r.run_id}: ImageNet weights were requested but not used — "
                    f"{(r.meta.get('pretrained') or {}).get('message', '')}")
+
+    # ------------------------------------------------------------------------------- one run: card, delete
+    by_id = {r.run_id: r for r in runs}
+    pick = st.selectbox("Run", list(by_id), key="train_manage_run", format_func=lambda i: by_id[i].label)
+    run = by_id[pick]
+    with st.expander(f"Model card of {pick}"):
+        card = run.path / "MODEL_CARD.md"
+        text = ""
+        try:
+            if card.is_file():
+                text = card.read_text(encoding="utf-8", errors="replace")
+            elif run.meta.get("class_names"):  # no card yet: rendered from run.json / eval.json (a view writes nothing)
+                text = modelcard.render_model_card(run.path)
+        except (OSError, ValueError, EcgCoreError) as e:
+            st.caption(f"The model card cannot be made: {e}")
+        if text:
+            st.download_button("Download MODEL_CARD.md", text.encode(), f"{pick}-MODEL_CARD.md", "text/markdown",
+                               key="train_card_download")
+            st.markdown(text)
+        else:
+            st.caption("No model card: this run has no results yet.")
+    shipped = registry.is_shipped(pick)
+    if run.status == "running":
+        st.caption("A running job cannot be deleted: stop it first.")
+    elif st.button(f"Delete run {pick}...", key="train_delete"):
+        st.session_state["train_delete_pending"] = pick
+    if st.session_state.get("train_delete_pending") == pick and run.status != "running":
+        with st.container(border=True):
+            st.warning(f"Delete **{pick}** and every file in `{run.path}`? This cannot be undone.")
+            second = True
+            if shipped:
+                second = st.checkbox(f"{pick} ships with the app (a default model used by other pages): delete it "
+                                     "anyway", key="train_delete_shipped")
+            c1, c2 = st.columns(2)
+            if c1.button("Yes, delete", key="train_delete_confirm", type="primary", disabled=not second):
+                with common.guard(f"Deleting run {pick}"):
+                    registry.delete_run(models_dir, pick, allow_shipped=shipped and second)
+                    st.session_state.pop("train_delete_pending", None)
+                    st.session_state["train_deleted"] = pick
+                    st.rerun()
+            if c2.button("Cancel", key="train_delete_cancel"):
+                st.session_state.pop("train_delete_pending", None)
+                st.rerun()
+if st.session_state.get("train_deleted"):
+    st.success(f"Deleted run {st.session_state.pop('train_deleted')}.")

@@ -144,6 +144,104 @@ def test_upload_missing_signal_file_is_a_clear_error(demo_dir: Path, tmp_path: P
         sources.load_record(p)
 
 
+def test_a_new_upload_set_replaces_the_earlier_files() -> None:
+    """Issue 19.8: the browser's uploader keeps the files dropped before; the set added last is the record."""
+    first = sources.choose_upload([("1", "100.hea"), ("2", "100.dat")])
+    assert first.use == ("1", "2") and first.ignored == ()
+    both = [("1", "100.hea"), ("2", "100.dat"), ("3", "101.hea"), ("4", "101.dat")]
+    second = sources.choose_upload(both, first)
+    assert second.use == ("3", "4") and second.ignored == ("100.hea", "100.dat")
+    assert sources.choose_upload(both, second).use == ("3", "4")  # a rerun keeps it
+    atr = sources.choose_upload([("3", "101.hea"), ("4", "101.dat"), ("5", "101.atr")], second)
+    assert atr.use == ("3", "4", "5")  # the record's own annotations join it
+    csv = sources.choose_upload([*both, ("6", "mine.csv")], second)
+    assert csv.use == ("6",) and len(csv.ignored) == 4
+    gone = sources.choose_upload([("1", "100.hea"), ("2", "100.dat")], second)  # 101 removed with x
+    assert gone.use == ("1", "2")
+    again = sources.choose_upload([("1", "100.hea"), ("2", "100.dat"), ("7", "100.dat")], first)
+    assert again.use == ("1", "7")  # the same name dropped again: the newer file
+
+
+def test_upload_and_reading_errors_speak_the_users_language(tmp_path: Path) -> None:
+    for files in ([("a.hea", b"x"), ("b.hea", b"y")], [("a.dat", b"x")], [("x.exe", b"MZ")], []):
+        with pytest.raises(SignalLoadError) as info:
+            sources.save_upload(files, tmp_path)
+        assert "save_upload" not in str(info.value) and "received 2 headers" not in str(info.value)
+    (tmp_path / "lost.hea").write_text("lost 1 360 100\nlost.dat 16 200 16 0 0 0 0 MLII\n")
+    with pytest.raises(SignalLoadError, match="signal file cannot be read") as info:
+        sources.load_record(tmp_path / "lost")
+    assert "read_record" not in str(info.value)
+    (tmp_path / "x.csv").write_text("1\n2\n3\n")
+    with pytest.raises(SignalLoadError, match="enter its sampling rate") as info:
+        sources.load_record(tmp_path / "x.csv")
+    assert "read_csv_signal" not in str(info.value) and "fs=None" not in str(info.value)
+
+
+def _record(fs: float, names: tuple[str, ...], seconds: float = 10.0):
+    from ecg_core.signals.records import Record
+
+    n = int(fs * seconds)
+    return Record("r", fs, np.zeros((n, len(names))), names)
+
+
+SHIPPED_META = {"spectral": {"records": ["101", "106", "203", "418", "419"],
+                             "segment_config": {"lead_preference": ["MLII", "II"]}}}
+TWELVE = ("I", "II", "III", "aVR", "aVL", "aVF", "V1", "V2", "V3", "V4", "V5", "V6")
+
+
+def test_record_warnings_name_the_rate_and_the_source() -> None:
+    """Issue 19.8: a 100 Hz 12-lead record was classified without a word about its rate or source."""
+    train = arr.training_signals(SHIPPED_META)
+    assert train.rates == {360.0: 3, 250.0: 2} and "MIT-BIH Arrhythmia" in train.databases
+    warn = arr.record_warnings(_record(100.0, TWELVE), SHIPPED_META, lead="II")
+    assert len(warn) == 2
+    assert "sampled at 100 Hz" in warn[0] and "360 Hz" in warn[0]
+    assert "12-lead recording" in warn[1] and "not on standard 12-lead ECGs" in warn[1]
+    assert arr.record_warnings(_record(360.0, ("MLII", "V1")), SHIPPED_META, lead="MLII") == []
+    assert arr.record_warnings(_record(250.0, ("ECG", "ECG")), SHIPPED_META) == []  # VFDB's rate
+    v1 = arr.record_warnings(_record(360.0, ("MLII", "V1")), SHIPPED_META, lead="V1")
+    assert len(v1) == 1 and "trained on lead MLII" in v1[0]
+    stored = {"spectral": {"records": ["x1"], "record_fs": {"x1": 500.0}}}  # newer builds store the rates
+    assert arr.training_signals(stored).rates == {500.0: 1}
+    assert arr.record_warnings(_record(500.0, ("MLII",)), stored) == []
+
+
+def test_lead_choice_and_the_no_annotation_heading() -> None:
+    assert arr.lead_options(_record(360.0, ("MLII", "V1"))) == (["MLII", "V1"], 0)
+    assert arr.lead_options(_record(100.0, TWELVE)) == (list(TWELVE), 1)  # II
+    assert arr.lead_options(_record(360.0, ("V1", "V5"))) == (["V1", "V5"], 0)
+    assert arr.lead_options(_record(360.0, ("ECG1", "ECG2")))[1] == 0
+    cfg = arr.with_lead(SegmentConfig(), "V1")
+    assert cfg.lead_preference == ("V1", "MLII", "II") and arr.with_lead(cfg, None) is cfg
+    assert arr.segment_heading("?", None) == "no annotation"
+    assert arr.segment_heading("", None) == "no annotation"
+    assert arr.segment_heading("V", "V") == "annotated V (V)"
+    assert arr.segment_heading("F", None) == "annotated F (no class of this model)"
+    assert arr.segment_heading("(VF", "VF") == "annotated VF episode (VF)"
+
+
+def test_band_labels_of_the_cam_profiles_do_not_overlap() -> None:
+    """Issue 19.8: the labels of the beat regions and frequency bands sat on one line at the top and overlapped."""
+    im, cfg = _image()
+    m = spectral_cam.map_cam(np.random.default_rng(0).random((32, 40)), im, pre_s=cfg.pre_s)
+    fig = viz_signals.cam_profiles(m, pre_s=cfg.pre_s)
+    labels = [a for a in fig.layout.annotations if a.yref != "paper"]  # not the subplot titles
+    assert len(labels) == 6
+    for xref in {a.xref for a in labels}:
+        panel = sorted((a for a in labels if a.xref == xref), key=lambda a: a.x)
+        assert len(panel) == 3
+        assert len({a.y for a in panel}) == 3 and all(a.y < 1.0 for a in panel)  # own line each, under the title
+        assert [a.xanchor for a in panel] == ["left", "center", "right"]  # the outer ones stay inside the panel
+    assert any(a.text.startswith("5-15 Hz:") for a in labels)  # frequency labels name their band
+
+
+def test_tiny_run_stores_the_record_rates(tiny_models: Path) -> None:
+    meta = json.loads((tiny_models / RUN_ID / "run.json").read_text())
+    rates = meta["spectral"]["record_fs"]
+    assert set(rates) == set(meta["spectral"]["records"]) and set(rates.values()) == {360.0}
+    assert arr.training_signals(meta).rates == {360.0: len(rates)}
+
+
 # ---------------------------------------------------------------------------------------------------- Grad-CAM mapping
 def _image(method: str = "stft", **kw) -> tuple:
     cfg = SegmentConfig()

@@ -220,3 +220,28 @@ def test_report_lines_hand_made():
     lines = external_eval.report_lines(rep)
     assert lines[0] == "test split: 3 files / 3 distinct" and lines[1].startswith("accuracy  0.667 (95% CI")
     assert any(line.startswith("b ") and line.split()[1] == "2" for line in lines)
+
+
+def test_pr_curves_match_scikit_learn_and_dataset_groups():
+    """Issue 19 item 6: precision-recall curves per class (AP in the legend) and grouping runs by dataset."""
+    import pandas as pd
+    from sklearn.metrics import average_precision_score
+
+    from ecg_core.ml import compare
+    from ecg_core.viz import evaluation as viz_eval
+
+    frame = pd.DataFrame({"path": list("abcdef"), "true": ["A", "A", "B", "B", "C", "A"],
+                          "prob_A": [0.9, 0.4, 0.2, 0.1, 0.3, 0.6], "prob_B": [0.05, 0.5, 0.7, 0.8, 0.1, 0.2],
+                          "prob_C": [0.05, 0.1, 0.1, 0.1, 0.6, 0.2]})
+    curves = compare.pr_curves(frame)
+    assert set(curves) == {"A", "B", "C"}
+    assert curves["A"].ap == pytest.approx(average_precision_score(frame["true"] == "A", frame["prob_A"]))
+    assert curves["A"].prevalence == pytest.approx(0.5)
+    fig = viz_eval.pr_curves({"r1": curves, "r2": curves}, classes=["B"])
+    named = [t for t in fig.data if t.showlegend is not False]
+    assert len(named) == 2 and all("AP " in t.name for t in named)
+    recs = [compare.RunRecord(run_id=i, path="", status="completed", meta={"data_source": s, "data_fingerprint": f})
+            for i, s, f in (("a", "real", "1234567890"), ("b", "synthetic", "abcdef0123"), ("c", "real", "1234567890"))]
+    groups = compare.dataset_groups(recs)
+    assert [[r.run_id for r in v] for v in groups.values()] == [["a", "c"], ["b"]]
+    assert list(groups) == ["real data (fingerprint 12345678)", "synthetic data (fingerprint abcdef01)"]

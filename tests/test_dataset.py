@@ -207,3 +207,17 @@ def test_mendeley_dev_split_never_leaks(mendeley_index, seed):
 
 def test_mendeley_dev_random_split_would_leak(mendeley_index):
     assert len(splits.leakage(splits.random_file_split(mendeley_index, seed=0))) > 50
+
+
+def test_few_images_lists_thin_split_cells(tiny_dataset):
+    index = dataset.scan(tiny_dataset)
+    table = splits.split_table(splits.split_by_group(index, val_frac=0.15, test_frac=0.15, seed=0))
+    few = splits.few_images(table)
+    assert set(few.columns) == {"class_name", "split", "images", "files"}
+    groups = table["distinct groups"]
+    expected = {(c, s) for c in groups.index for s in groups.columns if groups.loc[c, s] < splits.MIN_IMAGES_PER_SPLIT}
+    assert set(zip(few["class_name"], few["split"])) == expected and len(expected) == 12  # 4 classes x 3 splits
+    assert list(few["images"]) == sorted(few["images"])
+    assert splits.few_images(table, minimum=1).empty
+    mi = few[(few["class_name"] == "Myocardial Infarction")].set_index("split")
+    assert mi.loc["train", "images"] <= mi.loc["train", "files"]

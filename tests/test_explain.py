@@ -219,6 +219,72 @@ def test_randomisation_check_uses_a_clone_and_reports_rank_correlation(explainer
     assert faithfulness._spearman(np.zeros(5), np.arange(5.0)) == 0.0
 
 
+def _faith_result(del_auc: float, del_rand: float, ins_auc: float, ins_rand: float) -> faithfulness.FaithfulnessResult:
+    """A FaithfulnessResult with the given AUCs (curves falling/rising from 0.9 / 0.1 so that the model reacts)."""
+    fr = np.linspace(0, 1, 5)
+    down, up = np.linspace(0.9, 0.05, 5), np.linspace(0.1, 0.9, 5)
+    return faithfulness.FaithfulnessResult(0, 4, (1.0,), fr, down, up, down, up, del_auc, ins_auc, del_rand, ins_rand)
+
+
+def test_faithfulness_verdicts_fail_a_map_no_better_than_random() -> None:
+    """Issue 19.7: deletion 0.294 vs random 0.287 and insertion 0.162 vs random 0.295 must read as two failures
+    (each with its rule), not as numbers above a green box; the sanity check gets its own verdict."""
+    bad = _faith_result(0.294, 0.287, 0.162, 0.295)
+    sanity = faithfulness.RandomisationCheck("gradcam", ("predictions", "fc1"), 0.21, 0.5, True, np.zeros((2, 2)))
+    v = faithfulness.faithfulness_verdicts(bad, sanity)
+    assert [x.test for x in v] == ["Deletion vs random", "Insertion vs random", "Model-randomisation sanity check"]
+    assert [x.status for x in v] == ["fail", "fail", "pass"]
+    assert "at least 0.02 lower than the random order" in v[0].rule
+    assert "at least 0.02 higher than the random order" in v[1].rule
+    assert "below 0.50" in v[2].rule and "0.294 vs random 0.287" in v[0].text and "FAIL" in v[0].text
+    assert faithfulness.verdict_summary(v).startswith("1 of 3 faithfulness tests passed")
+    good = faithfulness.faithfulness_verdicts(_faith_result(0.20, 0.287, 0.40, 0.295))
+    assert [x.status for x in good] == ["pass", "pass"]
+    close = faithfulness.faithfulness_verdicts(_faith_result(0.28, 0.287, 0.30, 0.295))  # better, by < 0.02
+    assert [x.status for x in close] == ["inconclusive", "inconclusive"]
+    flat = _faith_result(0.20, 0.287, 0.40, 0.295)
+    flat = faithfulness.FaithfulnessResult(0, 4, (1.0,), flat.fractions, np.full(5, 0.5), np.full(5, 0.5),
+                                           flat.deletion_random, flat.insertion_random, 0.2, 0.4, 0.287, 0.295)
+    assert all(x.status == "inconclusive" for x in faithfulness.faithfulness_verdicts(flat))  # model ignores it
+    # blank paper gets the class (0.97) more than the report does (0.44): a "lower" deletion AUC proves nothing
+    fr = np.linspace(0, 1, 5)
+    rising = faithfulness.FaithfulnessResult(0, 4, (1.0,), fr, np.linspace(0.44, 0.97, 5), np.linspace(0.97, 0.44, 5),
+                                             fr, fr, 0.557, 0.877, 0.671, 0.716)
+    assert [x.status for x in faithfulness.faithfulness_verdicts(rising)] == ["inconclusive", "inconclusive"]
+    assert "0.44 on the full image and 0.97 on blank paper" in faithfulness.faithfulness_verdicts(rising)[0].text
+    failed = faithfulness.RandomisationCheck("gradcam", ("fc1",), 0.8, 0.5, False, np.zeros((2, 2)))
+    assert faithfulness.faithfulness_verdicts(None, failed)[0].status == "fail"
+
+
+def test_pdf_shows_names_not_server_paths_and_the_faithfulness_verdicts(monkeypatch) -> None:
+    """Issue 19.9: the model card said "images from /work/shared/data/mendeley-dev"; the PDF names the folder only,
+    and the faithfulness verdicts, when computed, are in it."""
+    from ecg_core.reports import pdf
+
+    meta = {"run_id": "r1", "arch": "custom_cnn", "data_source": "real", "data_dir": "/work/shared/data/mendeley-dev",
+            "class_names": ["a", "b"]}
+    assert ("training data", "real images from mendeley-dev") in pdf.model_card_lines(meta)
+    assert pdf.strip_paths("note: cached in /home/u/.ecg_insight/cache/x.npy (C:\\data\\ecg\\r.png)") == (
+        "note: cached in x.npy (r.png)")
+    assert pdf.strip_paths("1/12 of the side, mV/s, a / b") == "1/12 of the side, mV/s, a / b"
+    written: list[str] = []
+    real_t = pdf._Pdf.t
+    monkeypatch.setattr(pdf._Pdf, "t", lambda self, text: written.append(real_t(self, text)) or written[-1])
+    img = np.full((40, 60, 3), 255, np.uint8)
+    verdicts = faithfulness.faithfulness_verdicts(_faith_result(0.294, 0.287, 0.162, 0.295))
+    content = pdf.ReportContent(img, img, [0.3, 0.7], ["a", "b"], meta, "Grad-CAM", "b",
+                                image_name="r.png", notes=["read from /srv/ecg/uploads/r.png"],
+                                faithfulness=verdicts)
+    assert pdf.build_report(content).startswith(b"%PDF")
+    text = "\n".join(written)
+    assert "/work/" not in text and "/srv/" not in text and "mendeley-dev" in text
+    assert "Deletion vs random: FAIL" in text and "Insertion vs random: FAIL" in text
+    assert "Rule: the AUC must be at least 0.02 lower" in text
+    written.clear()
+    pdf.build_report(pdf.ReportContent(img, img, [0.3, 0.7], ["a", "b"], meta, "Grad-CAM", "b"))
+    assert not any("faithful" in t for t in written)  # not computed: not in the PDF
+
+
 # ------------------------------------------------------------------------------------- ground-truth localisation
 BOXES = {"II": (0, 0, 50, 20), "III": (0, 20, 50, 40), "aVF": (50, 20, 100, 40), "V2": (50, 0, 100, 20)}
 

@@ -119,3 +119,67 @@ def test_kfold_results_are_shown(monkeypatch, runs, tmp_path):
     assert not at.exception, at.exception
     assert any("Cross-validation" in s.value for s in at.subheader)
     assert any("macro-F1 (95% CI)" in df.value.columns and len(df.value) == 1 for df in at.dataframe[1:])
+
+
+# ------------------------------------------------------------------------- issue 19 item 6: readable, honest
+def _charts(at: AppTest) -> dict[str, dict]:
+    """Plotly charts of the page by their key (``compare_fig_<name>``), as figure dicts."""
+    import json
+
+    out = {}
+    for el in at.get("plotly_chart"):
+        key = el.proto.id.rsplit("-compare_fig_", 1)[-1] if "compare_fig_" in el.proto.id else el.proto.id
+        out[key] = json.loads(el.proto.spec)
+    return out
+
+
+def _synthetic_copy(models: Path, src: str, dest: str) -> None:
+    """A copy of run ``src`` that claims to be trained on another (synthetic) dataset."""
+    import json
+    import shutil
+
+    shutil.copytree(models / src, models / dest)
+    meta = json.loads((models / dest / "run.json").read_text())
+    meta.update(run_id=dest, data_source="synthetic", data_fingerprint="ffffeeeeddddcccc", created="2000-01-01")
+    (models / dest / "run.json").write_text(json.dumps(meta))
+
+
+def test_mixed_datasets_are_grouped_warned_and_never_pooled(monkeypatch, runs, tmp_path):
+    models = runs.models_with(tmp_path / "m", ALL3[:2])
+    _synthetic_copy(models, "leakdemo-group-t", "synth-t")
+    at = _page(monkeypatch, models)
+    assert not at.exception, at.exception
+    assert len(at.multiselect(key="compare_runs").value) == 3
+    warnings = _text(at, "warning")
+    assert "different datasets" in warnings and "synthetic data" in warnings and "real data" in warnings
+    assert "synth-t" in warnings
+    pooled = [e.label for e in at.expander if "Pooled confusion matrix" in e.label]
+    assert pooled and all("real data" in p and "synthetic" not in p for p in pooled)  # the two real runs only
+    assert "never summed" in _text(at, "caption")
+    datasets = set(at.dataframe[0].value["dataset"])
+    assert len(datasets) == 2 and "synthetic (ffffeeee)" in datasets
+
+
+def test_confusion_matrices_readable_and_curves_one_class_at_a_time(monkeypatch, runs, tmp_path):
+    models = runs.models_with(tmp_path / "m", ALL3[:2])
+    _synthetic_copy(models, "leakdemo-group-t", "synth-t")
+    at = _page(monkeypatch, models)
+    assert not at.exception, at.exception
+    charts = _charts(at)
+    matrices = [k for k in charts if k.startswith("confusion-") and "pooled" not in k]
+    assert len(matrices) == 3
+    assert all(charts[k]["layout"].get("height", 0) >= 400 for k in matrices)  # not squeezed into strips
+    # ROC and PR default to one class for every run: 3 curves (+ chance / prevalence lines), not 3 x 4
+    assert at.selectbox(key="compare_roc_class").value != "all classes"
+    roc = [t for t in charts["roc"]["data"] if t.get("name") not in ("chance", None)]
+    assert len(roc) == 3, [t.get("name") for t in roc]
+    pr = [t for t in charts["pr"]["data"] if t.get("showlegend") is not False]
+    assert len(pr) == 3 and all("AP " in t["name"] for t in pr)
+    # all classes: one run at a time
+    at.selectbox(key="compare_roc_class").set_value("all classes").run()
+    assert not at.exception, at.exception
+    run = at.selectbox(key="compare_curve_run").value
+    charts = _charts(at)
+    roc = [t for t in charts["roc"]["data"] if t.get("name") != "chance"]
+    assert 1 <= len(roc) <= 4 and all(run not in t["name"] for t in roc)  # one run: legend names classes only
+    assert all("AP " in t["name"] for t in charts["pr"]["data"] if t.get("showlegend") is not False)

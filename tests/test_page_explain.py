@@ -122,6 +122,13 @@ def test_linked_image_prediction_overlay_pdf(page, trained, monkeypatch) -> None
     assert calls["preprocess"] == 1
     assert any("random order" in m.value for m in at.markdown)
     assert any("sanity check" in m.value for m in list(at.success) + list(at.warning))
+    # issue 19.7: one coloured verdict per test with the rule that decided it; green overall only if all passed
+    boxes = [m.value for m in list(at.success) + list(at.error) + list(at.warning) if "Rule:" in m.value]
+    for test in ("Deletion vs random", "Insertion vs random", "Model-randomisation sanity check"):
+        assert sum(b.startswith(test + ":") for b in boxes) == 1, (test, boxes)
+    overall = [m for m in list(at.success) + list(at.warning) if "faithfulness tests passed" in m.value]
+    assert len(overall) == 1
+    assert (overall[0] in list(at.success)) == overall[0].value.startswith("3 of 3")
 
 
 def test_upload_branch(page, trained) -> None:
@@ -178,6 +185,11 @@ def test_batch_mode_with_a_bad_file(page, trained, tmp_path) -> None:
     metrics = {m.label: m.value for m in at.metric}
     assert metrics == {"files": "3", "predicted": "2", "not an ECG": "0", "unreadable": "1"}
     assert [b.key for b in at.get("download_button")] == ["explain_batch_csv"]
+    # issue 19.9: the class column is wide enough to read and the constant ecg_score is not shown
+    frame = at.dataframe[0]
+    assert "ecg_score" not in frame.value.columns and "predicted" in frame.value.columns
+    config = json.loads(frame.proto.columns)
+    assert config["predicted"]["width"] in ("medium", "large") and config["predicted"]["label"] == "predicted class"
 
 
 def test_new_image_explains_its_own_top_class(page, trained) -> None:

@@ -65,6 +65,54 @@ def test_auto_crop_finds_grid_and_falls_back():
     assert res.notes and "no coloured ECG grid" in res.notes[0]
 
 
+def _faint_frame_report(w: int = 1106, h: int = 786) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+    """A Mendeley-like report (PNG quality): grey dotted grid inside a thin, faint pink 2 px frame."""
+    img = np.full((h, w, 3), 255, np.uint8)
+    x0, y0, x1, y1 = int(0.031 * w), int(0.179 * h), int(0.985 * w), int(0.966 * h)
+    for y in range(y0 + 6, y1 - 3, 6):
+        img[y, x0 + 3: x1 - 3: 3] = (205, 203, 200)
+    for i, c in enumerate([(236, 200, 200), (244, 214, 215)]):
+        img[y0 + i, x0:x1] = c
+        img[y1 - 1 - i, x0:x1] = c
+        img[y0:y1, x0 + i] = c
+        img[y0:y1, x1 - 1 - i] = c
+    for row in range(4):
+        yc = int(h * (0.28 + 0.18 * row))
+        xs = np.arange(x0 + 10, x1 - 10)
+        ys = yc + (12 * np.sin(xs / 9.0)).astype(int)
+        img[ys, xs] = 0
+    return img, (x0, y0, x1, y1)
+
+
+def test_auto_crop_finds_a_faint_thin_pink_frame():
+    """Issue 19.4: the grid of the Mendeley reports is grey dots in a thin pink frame; shrinking the image to
+    600 px before the colour test blended the frame into the paper, so no grid was found."""
+    img, (x0, y0, x1, y1) = _faint_frame_report()
+    box = detect_grid_area(img)
+    assert box is not None
+    assert all(abs(a - b) <= 3 for a, b in zip(box, (x0, y0, x1, y1))), box
+    res = preprocess(img, PreprocessConfig(crop_mode="auto", height=32, width=48))
+    assert res.notes == ["automatic crop: coloured grid area detected"] and res.crop_box == box
+
+
+def test_auto_crop_on_real_mendeley_reports():
+    """Every sampled real Mendeley report: the grid (its pink frame) is found and the box is the trace area."""
+    root = SHARED_DATA / "mendeley-dev"
+    files = sorted(root.glob("*/*.jpg"))[::9] if root.is_dir() else []
+    if not files:
+        pytest.skip("real Mendeley reports not present in ../shared/data")
+    found = []
+    for f in files:
+        rgb = load_image(f).rgb
+        box = detect_grid_area(rgb)
+        if box is not None:
+            h, w = rgb.shape[:2]
+            found.append((box[0] / w, box[1] / h, box[2] / w, box[3] / h))
+    assert len(found) == len(files), f"grid found on {len(found)} of {len(files)} reports"
+    expected = (0.031, 0.179, 0.985, 0.966)  # below the header text, above the footer line, inside the margins
+    assert np.abs(np.array(found) - expected).max() < 0.01
+
+
 def test_resolution_independence():
     big = report_like(9, size=(1280, 960))
     import cv2

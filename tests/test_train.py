@@ -239,7 +239,12 @@ def test_registry_refuses_shape_mismatch(train_set, tmp_path):
         registry.load_model(run)
 
 
-def test_create_run_refuses_reuse_and_readonly(tmp_path):
+def test_create_run_refuses_reuse_and_readonly(tmp_path, monkeypatch):
+    """A read-only models folder gives "not writable". chmod does not stop root (CI runs as root), so the
+    permission error is also simulated where the run folder is created; the real chmod case runs for other users.
+    Planted bug: create_run's PermissionError branches dropped (the generic OSError message does not say why)."""
+    import errno
+
     registry.create_run(tmp_path / "m", "x", {})
     with pytest.raises(ConfigError, match="already exists"):
         registry.create_run(tmp_path / "m", "x", {})
@@ -249,10 +254,21 @@ def test_create_run_refuses_reuse_and_readonly(tmp_path):
     ro.mkdir()
     ro.chmod(0o500)
     try:
-        if os.geteuid() == 0:
-            pytest.skip("running as root: a read-only folder is still writable")
-        with pytest.raises(ConfigError, match="not writable"):
-            registry.create_run(ro, "y", {})
+        if os.geteuid() != 0:
+            with pytest.raises(ConfigError, match="not writable"):
+                registry.create_run(ro, "y", {})
+        real_mkdir = Path.mkdir
+
+        def mkdir(self, *a, **k):
+            if self.parent == ro:  # what the OS does for a user without write permission on ro
+                raise PermissionError(errno.EACCES, "Permission denied", str(self))
+            return real_mkdir(self, *a, **k)
+
+        with monkeypatch.context() as m:
+            m.setattr(Path, "mkdir", mkdir)
+            with pytest.raises(ConfigError, match=r"not writable \(Permission denied\)"):
+                registry.create_run(ro, "y", {})
+        assert not (ro / "y").exists()
     finally:
         ro.chmod(0o700)
 
@@ -290,6 +306,37 @@ def test_cli_train_subprocess_and_stop_keeps_best(train_set, tmp_path):
     assert info.usable and (info.path / "eval.json").exists()
     assert registry.load_model(info).output_shape[-1] == 4
     assert any(e.get("phase") == "epoch" for e in read_progress(models / "stopme"))
+
+
+@pytest.mark.parametrize("mechanism", ["stop_file", "sigterm"])
+def test_each_stop_mechanism_alone_stops_the_job(mechanism, train_set, tmp_path):
+    """The STOP file alone, and SIGTERM alone, each stop a running job cleanly (status "stopped", best checkpoint
+    evaluated). ``stop_job`` uses both, so the test above passes while either one works.
+
+    Planted bugs: ``StopFlag`` ignoring the STOP file (``return self.signalled``): the stop_file case never stops
+    (the job would run 200 epochs); no SIGTERM handler in ``run_training``: SIGTERM kills the job, the sigterm case
+    ends "interrupted", not "stopped"."""
+    from ecg_core.core.atomic import atomic_write_bytes
+    from ecg_core.ml.progress import STOP_FILE
+
+    models = tmp_path / "models"
+    run = models / "stop-1"
+    h = _start(train_set, models, "stop-1", 200, tmp_path)
+    assert _wait_for(lambda: (run / "checkpoints" / "best.keras").exists(), 240), jobs.job_log(run)
+    if mechanism == "stop_file":
+        atomic_write_bytes(run / STOP_FILE, b"")
+    else:
+        assert not (run / STOP_FILE).exists()
+        os.kill(h.pid, signal.SIGTERM)
+    ended = _wait_for(lambda: (os.waitpid(h.pid, os.WNOHANG) and False) or not jobs.is_alive(h.pid), 60)
+    if not ended:
+        os.killpg(h.pid, signal.SIGKILL)
+    assert ended, f"the job did not stop on the {mechanism} within 60 s"
+    state = jobs.job_state(run)
+    assert state.status == "stopped", (mechanism, state, jobs.job_log(run))
+    info = registry.read_run(run)
+    assert info.usable and (info.path / "eval.json").exists()
+    assert (run / STOP_FILE).exists() == (mechanism == "stop_file")
 
 
 def test_sigkill_mid_epoch_leaves_registry_intact(train_set, tmp_path):

@@ -107,6 +107,7 @@ def cmd_synth(args: argparse.Namespace) -> int:
     df = generate_dataset(Path(args.out), per_class=args.per_class, seed=args.seed, px_per_mm=args.px_per_mm,
                           artifacts=not args.clean, image_format=args.format,
                           workers=args.workers or (os.cpu_count() or 1), overwrite=args.overwrite,
+                          signals=args.signals,
                           progress=progress("rendering"))
     dt = time.time() - t0
     counts = df.groupby("class_key").size().to_dict()
@@ -149,4 +150,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     sy.add_argument("--clean", action="store_true", help="no scan/photo artifacts")
     sy.add_argument("--workers", type=int, default=0, help="processes (0 = all cores)")
     sy.add_argument("--overwrite", action="store_true")
+    sy.add_argument("--signals", action="store_true",
+                    help="also write the true 12-lead signals of every report (<stem>.hea/.dat) and st_mm, hr_bpm, "
+                         "q_leads in its sidecar")
     sy.set_defaults(func=cmd_synth)

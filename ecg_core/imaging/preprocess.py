@@ -33,6 +33,7 @@ from ecg_core.core.errors import ConfigError
 from ecg_core.core.hashing import file_hash
 
 CROP_MODES = ("relative", "auto", "none")
+_GRID_MAX_SIDE = 2400  # detect_grid_area works at this resolution at most
 
 
 @dataclass(frozen=True)
@@ -131,17 +132,24 @@ def detect_grid_area(rgb: np.ndarray, *, min_fraction: float = 0.25) -> tuple[in
     A pixel is "grid coloured" when its saturation is noticeable (max - min channel > 25) and it is light
     (max channel > 120). Rows and columns where more than 3 % of pixels are grid coloured form the area; the box
     must cover at least ``min_fraction`` of the image in both directions.
+
+    The mask is computed at the image's own resolution (up to 2400 px on the long side): reports whose grid is a
+    faint grey dotted grid inside a thin pink frame (the Mendeley reports) have only that 2-3 px frame as coloured
+    pixels, and shrinking the image first blends it with the white paper below the saturation threshold.
     """
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         return None
     h, w = rgb.shape[:2]
-    scale = 600.0 / max(h, w)
+    scale = _GRID_MAX_SIDE / max(h, w)
     small = cv2.resize(rgb, (max(1, int(w * scale)), max(1, int(h * scale))), interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    mx = small.max(axis=2).astype(np.int16)
-    mn = small.min(axis=2).astype(np.int16)
-    mask = ((mx - mn) > 25) & (mx > 120)
-    rows = np.flatnonzero(mask.mean(axis=1) > 0.03)
-    cols = np.flatnonzero(mask.mean(axis=0) > 0.03)
+    r, g, b = cv2.split(np.ascontiguousarray(small, dtype=np.uint8))
+    mx = cv2.max(cv2.max(r, g), b)
+    mn = cv2.min(cv2.min(r, g), b)
+    mask = cv2.bitwise_and(cv2.compare(cv2.subtract(mx, mn), 25, cv2.CMP_GT), cv2.compare(mx, 120, cv2.CMP_GT))
+    row_share = cv2.reduce(mask, 1, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel() / 255.0
+    col_share = cv2.reduce(mask, 0, cv2.REDUCE_AVG, dtype=cv2.CV_32F).ravel() / 255.0
+    rows = np.flatnonzero(row_share > 0.03)
+    cols = np.flatnonzero(col_share > 0.03)
     if len(rows) < 2 or len(cols) < 2:
         return None
     sh, sw = mask.shape
@@ -149,7 +157,7 @@ def detect_grid_area(rgb: np.ndarray, *, min_fraction: float = 0.25) -> tuple[in
     x0, x1 = cols[0] / sw, (cols[-1] + 1) / sw
     if (y1 - y0) < min_fraction or (x1 - x0) < min_fraction:
         return None
-    return (int(x0 * w), int(y0 * h), int(np.ceil(x1 * w)), int(np.ceil(y1 * h)))
+    return (int(x0 * w), int(y0 * h), min(w, int(np.ceil(x1 * w))), min(h, int(np.ceil(y1 * h))))
 
 
 def preprocess(rgb: np.ndarray, cfg: PreprocessConfig, *, keep_steps: bool = True) -> PreprocessResult:

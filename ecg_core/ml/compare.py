@@ -44,7 +44,10 @@ __all__ = [
     "LeakageBadge",
     "RunRecord",
     "SplitOverlap",
+    "PRCurve",
     "compare_table",
+    "dataset_groups",
+    "dataset_key",
     "display_table",
     "leakage_badge",
     "load_history",
@@ -53,6 +56,7 @@ __all__ = [
     "load_run_record",
     "measure_latency",
     "misclassified",
+    "pr_curves",
     "run_signature",
     "run_split_overlap",
     "split_overlap",
@@ -140,10 +144,20 @@ class RunRecord:
     overlap: SplitOverlap | None = None
     model_bytes: int = 0
     problem: str = ""
+    pr: dict[str, PRCurve] = field(default_factory=dict)
 
     @property
     def usable(self) -> bool:
         return not self.problem and self.report is not None
+
+    @property
+    def data_source(self) -> str:
+        return str(self.meta.get("data_source") or "unknown")
+
+    @property
+    def dataset(self) -> tuple[str, str]:
+        """:func:`dataset_key` of the run."""
+        return dataset_key(self.meta)
 
     @property
     def arch(self) -> str:
@@ -170,6 +184,53 @@ class RunRecord:
     @property
     def badge(self) -> LeakageBadge:
         return leakage_badge(self.meta, self.overlap)
+
+
+@dataclass(frozen=True)
+class PRCurve:
+    """One-vs-rest precision-recall curve of one class (scikit-learn ``precision_recall_curve``), its average
+    precision and the class prevalence (the precision of a classifier that guesses)."""
+
+    precision: tuple[float, ...]
+    recall: tuple[float, ...]
+    ap: float
+    prevalence: float
+
+
+def pr_curves(predictions: pd.DataFrame | None) -> dict[str, PRCurve]:
+    """Per-class one-vs-rest PR curves of a predictions frame (``true`` and ``prob_<class>`` columns); a class with
+    no positive or no negative test file has no curve."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    if predictions is None or predictions.empty or "true" not in predictions.columns:
+        return {}
+    true = predictions["true"].astype(str).to_numpy()
+    out: dict[str, PRCurve] = {}
+    for col in (c for c in predictions.columns if str(c).startswith("prob_")):
+        name = str(col)[len("prob_"):]
+        y = true == name
+        score = pd.to_numeric(predictions[col], errors="coerce").fillna(0.0).to_numpy(dtype=float)
+        if y.all() or not y.any():
+            continue
+        prec, rec, _ = precision_recall_curve(y, score)
+        out[name] = PRCurve(tuple(float(v) for v in prec), tuple(float(v) for v in rec),
+                            float(average_precision_score(y, score)), float(y.mean()))
+    return out
+
+
+def dataset_key(meta: Mapping[str, Any]) -> tuple[str, str]:
+    """What a run was trained and tested on: ``(data_source, data_fingerprint)`` from its ``run.json``
+    (``'unknown'`` where missing). Runs with different keys were measured on different data: their numbers are not
+    comparable and their confusion matrices must never be pooled."""
+    return (str(meta.get("data_source") or "unknown"), str(meta.get("data_fingerprint") or "unknown"))
+
+
+def dataset_groups(records: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
+    """Runs grouped by :func:`dataset_key`, labelled ``"real data (fingerprint 78db9e75)"``, in first-seen order."""
+    groups: dict[tuple[str, str], list[RunRecord]] = {}
+    for rec in records:
+        groups.setdefault(rec.dataset, []).append(rec)
+    return {f"{src} data (fingerprint {fp[:8]})": recs for (src, fp), recs in groups.items()}
 
 
 # --------------------------------------------------------------------------------------------------- loading runs
@@ -261,8 +322,12 @@ def load_run_record(
         kfold = load_report(info, split="oof")
     except EcgCoreError:
         kfold = None
+    try:
+        pr = pr_curves(load_predictions(info, split="test"))
+    except (EcgCoreError, ValueError, OSError):
+        pr = {}
     return replace(base, report=report, kfold_report=kfold, history=load_history(info),
-                   overlap=run_split_overlap(info), model_bytes=model_bytes)
+                   overlap=run_split_overlap(info), model_bytes=model_bytes, pr=pr)
 
 
 def _check_split(split: str) -> None:
@@ -355,6 +420,7 @@ def compare_table(
             "arch": rec.arch,
             "split": rep.split,
             "split_by": rec.split_by,
+            "dataset": f"{rec.dataset[0]} ({rec.dataset[1][:8]})",
             "leakage": rec.badge.level,
             "test_files": rep.n,
             "test_distinct": rep.n_distinct,
@@ -377,7 +443,7 @@ def display_table(table: pd.DataFrame) -> pd.DataFrame:
     """The :func:`compare_table` for reading: each metric as ``0.812 (0.702–0.901)``, CI columns folded in."""
     if table.empty:
         return table
-    out = table[["run", "arch", "split_by", "leakage", "test_files", "test_distinct"]].copy()
+    out = table[["run", "arch", "dataset", "split_by", "leakage", "test_files", "test_distinct"]].copy()
     out = out.rename(columns={"split_by": "split by", "test_files": "test files", "test_distinct": "distinct test"})
     for key in _TABLE_METRICS:
         if key in table.columns:

@@ -197,8 +197,9 @@ def queue_file(models_dir: str | Path, queue_id: str) -> Path:
 def start_queue(models_dir: str | Path, queue_id: str, runs: list[dict[str, Any]]) -> JobHandle:
     """Start a runner that trains ``runs`` (each ``{"run_id": ..., "args": [...]}``) one after another.
 
-    The runner is itself a subprocess (``python -m ecg_core queue FILE``); each run is a child job of its own, so
-    stopping one run (``stop_job``) works as for a single job, and :func:`stop_queue` also cancels the rest.
+    The runner is itself a subprocess (``python -m ecg_core queue FILE``, its pid in ``queue-<id>.pid``); each run
+    is a child job of its own, so stopping one run (``stop_job``) stops that run only -- the next one then starts --
+    and :func:`stop_queue` cancels the runs that have not started yet.
     """
     qf = queue_file(models_dir, queue_id)
     atomic_write_json(qf, {"queue_id": queue_id, "runs": runs})
@@ -207,6 +208,7 @@ def start_queue(models_dir: str | Path, queue_id: str, runs: list[dict[str, Any]
                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
     log.close()
+    atomic_write_text(qf.with_suffix(".pid"), str(proc.pid))
     return JobHandle(Path(models_dir) / runs[0]["run_id"], proc.pid)
 
 
@@ -218,6 +220,7 @@ def run_queue(path: str | Path) -> int:
     spec = json.loads(qf.read_text())
     models_dir = qf.parent.parent
     stop_file = qf.with_name(qf.name + QUEUE_STOP_SUFFIX)
+    atomic_write_text(qf.with_suffix(".pid"), str(os.getpid()))
     for item in spec["runs"]:
         if stop_file.exists():
             break
@@ -246,3 +249,39 @@ def queue_runs(models_dir: str | Path, queue_id: str) -> list[str]:
         return [r["run_id"] for r in json.loads(queue_file(models_dir, queue_id).read_text())["runs"]]
     except (OSError, ValueError, KeyError):
         return []
+
+
+QUEUED, STARTED, CANCELLED, ORPHANED = "queued", "started", "cancelled", "not started"
+"""States of a queue entry (:func:`queue_state`)."""
+
+
+def queue_state(models_dir: str | Path, queue_id: str) -> list[tuple[str, str]]:
+    """``(run_id, state)`` for each run of a queue, in order: ``started`` (its job exists), ``cancelled`` (the
+    queue was stopped before it started), ``queued`` (waiting for the runs before it; the runner is alive) or
+    ``not started`` (the runner has ended without starting it: it never will)."""
+    models_dir = Path(models_dir)
+    qf = queue_file(models_dir, queue_id)
+    stopped = qf.with_name(qf.name + QUEUE_STOP_SUFFIX).exists()
+    try:
+        runner = int(qf.with_suffix(".pid").read_text().strip())
+    except (OSError, ValueError):
+        runner = None
+    alive = is_alive(runner)
+    out = []
+    for run_id in queue_runs(models_dir, queue_id):
+        if (models_dir / run_id).exists() or job_pid(models_dir / run_id) is not None:
+            out.append((run_id, STARTED))
+        elif stopped:
+            out.append((run_id, CANCELLED))
+        else:
+            out.append((run_id, QUEUED if alive else ORPHANED))
+    return out
+
+
+def list_queues(models_dir: str | Path) -> list[str]:
+    """Ids of the queues in ``models_dir/.jobs`` that still have runs waiting (state ``queued``), oldest first."""
+    jobs_dir = Path(models_dir) / ".jobs"
+    if not jobs_dir.is_dir():
+        return []
+    ids = sorted(p.stem[len("queue-"):] for p in jobs_dir.glob("queue-*.json"))
+    return [q for q in ids if any(s == QUEUED for _, s in queue_state(models_dir, q))]

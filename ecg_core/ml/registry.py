@@ -206,6 +206,57 @@ def choose_default(runs: list[RunInfo], *, preferred: str = DEFAULT_RUN_ID) -> R
     return usable[0] if usable else None
 
 
+def shipped_run_ids() -> set[str]:
+    """Runs that ship with the app: :data:`DEFAULT_RUN_ID` and every run folder in the repository's ``models/``."""
+    from ecg_core.core.paths import REPO_ROOT
+
+    shipped = REPO_ROOT / "models"
+    names = {d.name for d in shipped.iterdir() if d.is_dir() and (d / RUN_JSON).is_file()} if shipped.is_dir() \
+        else set()
+    return names | {DEFAULT_RUN_ID}
+
+
+def is_shipped(run_id: str) -> bool:
+    """Whether ``run_id`` names a run shipped with the app (deleting one needs a second confirmation)."""
+    return run_id in shipped_run_ids()
+
+
+TRASH_DIR = ".trash"
+
+
+def delete_run(models_dir: str | Path, run_id: str, *, allow_shipped: bool = False) -> None:
+    """Delete the run folder ``models_dir/run_id`` safely.
+
+    The folder is first renamed into the hidden ``models_dir/.trash/`` (one atomic ``os.rename``: the run vanishes
+    from :func:`list_runs` at once, never half-deleted), then removed there; the job's log and pid file go too.
+    Refuses (``ConfigError``) a run whose training process is still alive, a shipped run (:func:`is_shipped`)
+    unless ``allow_shipped``, and a run id that is not a folder of ``models_dir``.
+    """
+    import shutil
+
+    check_run_id(run_id)
+    root = Path(models_dir)
+    path = root / run_id
+    if not path.is_dir() or path.is_symlink():
+        raise ConfigError(f"run {run_id!r} is not a run folder in {str(root)!r}")
+    info = read_run(path)
+    if info.status == "running":
+        raise ConfigError(f"run {run_id!r} is still training: stop it first, then delete it")
+    if is_shipped(run_id) and not allow_shipped:
+        raise ConfigError(f"run {run_id!r} ships with the app; confirm a second time to delete it")
+    trash = root / TRASH_DIR
+    try:
+        trash.mkdir(exist_ok=True)
+        target = trash / f"{run_id}-{secrets.token_hex(4)}"
+        os.rename(path, target)
+    except OSError as e:
+        raise ConfigError(f"cannot delete run {run_id!r}: {e.strerror or e}") from e
+    shutil.rmtree(target, ignore_errors=True)
+    for name in (f"{run_id}.log", f"{run_id}.pid"):
+        with contextlib.suppress(OSError):
+            (root / ".jobs" / name).unlink()
+
+
 def create_run(models_dir: str | Path, run_id: str, meta: dict[str, Any]) -> Path:
     """Create ``models_dir/run_id`` with a ``run.json`` in status ``running`` (refuses to reuse a folder)."""
     check_run_id(run_id)

@@ -13,7 +13,8 @@ import pandas as pd
 
 from ecg_core.core.errors import ConfigError
 
-__all__ = ["SPLITS", "kfold_by_group", "leakage", "random_file_split", "split_by_group", "split_table"]
+__all__ = ["MIN_IMAGES_PER_SPLIT", "SPLITS", "few_images", "kfold_by_group", "leakage", "random_file_split",
+           "split_by_group", "split_table"]
 
 SPLITS = ("train", "val", "test")
 
@@ -141,3 +142,25 @@ def split_table(index: pd.DataFrame, *, by: str = "split") -> pd.DataFrame:
     order = [s for s in SPLITS if s in files.columns] + [s for s in files.columns if s not in SPLITS]
     out = pd.concat({"files": files[order], "distinct groups": groups[order]}, axis=1)
     return out
+
+
+#: fewer distinct images of a class than this in one split make its per-class numbers rough (one image moves that
+#: class's test recall by 100/n percentage points: 3 images give only 0, 33, 67 or 100 %)
+MIN_IMAGES_PER_SPLIT = 10
+
+
+def few_images(table: pd.DataFrame, *, minimum: int = MIN_IMAGES_PER_SPLIT) -> pd.DataFrame:
+    """The (class, split) cells of a :func:`split_table` with fewer than ``minimum`` distinct images.
+
+    Columns: class_name, split, images (distinct groups), files; sorted by images, then class and split order.
+    """
+    cols = ["class_name", "split", "images", "files"]
+    if table is None or table.empty or "distinct groups" not in table.columns.get_level_values(0):
+        return pd.DataFrame(columns=cols)
+    groups, files = table["distinct groups"], table["files"]
+    rows = [{"class_name": c, "split": s, "images": int(groups.loc[c, s]), "files": int(files.loc[c, s])}
+            for c in groups.index for s in groups.columns if int(groups.loc[c, s]) < minimum]
+    out = pd.DataFrame(rows, columns=cols)
+    rank = {s: i for i, s in enumerate(SPLITS)}
+    return out.sort_values(["images", "class_name", "split"], key=lambda col: col.map(rank) if col.name == "split"
+                           else col).reset_index(drop=True)

@@ -22,7 +22,7 @@ from ecg_core.imaging.preprocess import PreprocessCache, load_npy, preprocess_fi
 from ecg_core.ml.progress import StopRequested
 from ecg_core.ml.train_config import TrainConfig
 
-__all__ = ["DATASET_INFO_FILE", "DatasetInfo", "PreparedData", "apply_record_groups", "make_dataset",
+__all__ = ["DATASET_INFO_FILE", "DatasetInfo", "PreparedData", "apply_record_groups", "job_split", "make_dataset",
            "predict_cached", "prepare_data", "read_dataset_info", "training_rows"]
 
 DATASET_INFO_FILE = "dataset_info.json"
@@ -131,16 +131,7 @@ def prepare_data(
     if len(present) < 2:
         raise ConfigError(f"training needs at least 2 classes with images; found {len(present)} in {cfg.data_dir!r}")
     index = apply_record_groups(index)
-    if cfg.split_by == "file":
-        split = splits.random_file_split(index, val_frac=cfg.val_frac, test_frac=cfg.test_frac, seed=cfg.seed)
-    else:
-        split = splits.split_by_group(index, val_frac=cfg.val_frac, test_frac=cfg.test_frac, seed=cfg.seed)
-    if cfg.kfold > 1:
-        split["fold"] = splits.kfold_by_group(index, k=cfg.kfold, seed=cfg.seed)["fold"]
-    split = split[split["split"] != ""].copy()
-    if cfg.dedupe:
-        split = split.sort_values("rel_path").drop_duplicates("group", keep="first")
-    split = split.sort_values(["split", "label", "rel_path"]).reset_index(drop=True)
+    split = job_split(index, cfg)
     if (split["split"] == "train").sum() == 0 or (split["split"] == "val").sum() == 0:
         raise ConfigError("the dataset is too small for a train/validation split; add images or lower val_frac")
     leaks = splits.leakage(split)
@@ -159,6 +150,25 @@ def prepare_data(
     root = Path(index.attrs.get("root", cfg.data_dir))
     source = "synthetic" if (root / "synth_manifest.json").exists() else "real"
     return PreparedData(split, paths, preset.class_names, source, dataset.fingerprint_of(index))
+
+
+def job_split(index: pd.DataFrame, cfg: TrainConfig) -> pd.DataFrame:
+    """The rows a training job uses, with their ``split`` (and ``fold``) column: the split of ``cfg`` (by group,
+    or the leaky file split), rows outside every split dropped, and with ``cfg.dedupe`` one file per duplicate
+    group (the first by ``rel_path``), so copies do not weigh more. ``index`` is a scan after
+    :func:`apply_record_groups`. The Augment page shows the balancing plan of exactly these rows."""
+    from ecg_core.ml import splits
+
+    if cfg.split_by == "file":
+        split = splits.random_file_split(index, val_frac=cfg.val_frac, test_frac=cfg.test_frac, seed=cfg.seed)
+    else:
+        split = splits.split_by_group(index, val_frac=cfg.val_frac, test_frac=cfg.test_frac, seed=cfg.seed)
+    if cfg.kfold > 1:
+        split["fold"] = splits.kfold_by_group(index, k=cfg.kfold, seed=cfg.seed)["fold"]
+    split = split[split["split"] != ""].copy()
+    if cfg.dedupe:
+        split = split.sort_values("rel_path").drop_duplicates("group", keep="first")
+    return split.sort_values(["split", "label", "rel_path"]).reset_index(drop=True)
 
 
 def apply_record_groups(index: pd.DataFrame) -> pd.DataFrame:

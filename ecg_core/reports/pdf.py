@@ -9,6 +9,7 @@ text is reduced to Latin-1 (the em dash becomes a hyphen).
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,8 +21,7 @@ import pandas as pd
 from ecg_core.core.errors import ConfigError
 from ecg_core.core.formatting import fmt_value_ci
 from ecg_core.reports.layout import RHYTHM_KEY
-
-DISCLAIMER = "Research and education use only — not a diagnosis."
+from ecg_core.reports.messages import DISCLAIMER
 
 _FONT_DIRS = (Path("/usr/share/fonts/truetype/dejavu"), Path("/usr/share/fonts/dejavu"),
               Path("/usr/local/share/fonts"), Path("/Library/Fonts"), Path("C:/Windows/Fonts"))
@@ -52,6 +52,22 @@ class ReportContent:
     layout_message: str = ""
     ecg_check_message: str = ""
     notes: Sequence[str] = ()
+    #: :class:`ecg_core.xai.faithfulness.FaithVerdict` per test, when the faithfulness checks were run
+    faithfulness: Sequence[Any] = ()
+    #: the Reading view's tables (:func:`ecg_core.reports.reading.measure.global_table` and ``lead_table``) and the
+    #: criteria that fired, when the traces were read
+    measurement_tables: tuple[pd.DataFrame, pd.DataFrame] | None = None
+    criteria: Sequence[str] = ()
+
+
+# an absolute path (POSIX, or a Windows drive path) of at least two parts; only its last part is kept
+_ABS_PATH = re.compile(r"(?<![\w.~])(?:[A-Za-z]:[\\/]|/)(?:[^\s/\\'\"`,;()\[\]]+[\\/])+([^\s/\\'\"`,;()\[\]]+)")
+
+
+def strip_paths(text: str) -> str:
+    """``text`` with every absolute path replaced by its last part (a folder's or a file's name): a report leaves
+    the machine it was made on, and the server's folders are none of its reader's business."""
+    return _ABS_PATH.sub(lambda m: m.group(1), str(text))
 
 
 def _find_font() -> tuple[Path, Path] | None:
@@ -87,7 +103,7 @@ def model_card_lines(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
          if isinstance(meta.get("n_params"), int) else str(meta.get("arch", "?"))),
         ("input", "x".join(str(v) for v in meta.get("input_shape", [])) or "?"),
         ("classes", ", ".join(meta.get("class_names", [])) or "?"),
-        ("training data", f"{meta.get('data_source', '?')} images from {meta.get('data_dir', '?')}"),
+        ("training data", f"{meta.get('data_source', '?')} images from {_folder_name(meta.get('data_dir'))}"),
         ("split (distinct images)", counts or "?"),
         ("epochs", f"{(meta.get('training') or {}).get('epochs_run', '?')} of {train.get('epochs', '?')}"),
         ("test accuracy", fmt_value_ci(m.get("accuracy"), m.get("accuracy_ci"))),
@@ -96,6 +112,14 @@ def model_card_lines(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("created", str(meta.get("created", "?"))),
     ]
     return rows
+
+
+def _folder_name(path: Any) -> str:
+    """The last part of a folder path (``'/srv/data/mendeley-dev/'`` -> ``'mendeley-dev'``); ``'?'`` when none."""
+    if not path:
+        return "?"
+    name = Path(str(path).replace("\\", "/").rstrip("/")).name
+    return name or "?"
 
 
 def run_limitations(meta: Mapping[str, Any]) -> list[str]:
@@ -130,6 +154,7 @@ class _Pdf:
         self.pdf.add_page()
 
     def t(self, text: str) -> str:
+        text = strip_paths(text)
         if self.unicode:
             return text
         return (text.replace("—", "-").replace("–", "-").replace("“", '"').replace("”", '"').replace("’", "'")
@@ -213,6 +238,32 @@ def build_report(content: ReportContent) -> bytes:
         outside = c.lead_table.attrs.get("outside_mass")
         if isinstance(outside, float):
             doc.para(f"Attention outside every lead box (header, margins): {outside:.1%}.", 8.5)
+
+    if c.faithfulness:
+        doc.heading("Is the map faithful to the model?")
+        colours = {"pass": (0, 120, 0), "fail": (180, 0, 0)}
+        for v in c.faithfulness:
+            pdf.set_text_color(*colours.get(v.status, (170, 110, 0)))
+            doc.para(f"{v.test}: {v.status.upper()}", 9.5, True)
+            pdf.set_text_color(0, 0, 0)
+            doc.para(f"{v.measured}. Rule: {v.rule}.", 8.5)
+
+    if c.measurement_tables is not None:
+        g, lt = c.measurement_tables
+        doc.heading("Measurements read off the traces")
+        doc.para("Digitised from the image and measured with neurokit2; 'could not measure' where a value failed "
+                 "its plausibility check. Not a diagnosis.", 8.5)
+        doc.table(["measurement", "value", "normal", "flag"],
+                  [[r.measurement, r.value, r.normal, r.flag] for r in g.itertuples(index=False)], [42, 60, 42, 20])
+
+        def fmt(v: Any, d: int) -> str:
+            return "" if v is None or (isinstance(v, float) and not np.isfinite(v)) else f"{v:.{d}f}"
+
+        doc.table(["lead", "ST (mm)", "R (mV)", "Q (mV)", "Q (ms)", "T", "flags"],
+                  [[r.lead, fmt(r.st_mm, 1), fmt(r.r_mv, 2), fmt(r.q_mv, 2), fmt(r.q_ms, 0), r.t, r.flags]
+                   for r in lt.itertuples(index=False)], [14, 18, 18, 18, 16, 10, 70])
+        for text in c.criteria or ("none of the classic criteria fire",):
+            doc.para(f"• {text}" if doc.unicode else f"- {text}", 9)
 
     doc.heading("Model card")
     for label, value in model_card_lines(c.run_meta):

@@ -110,12 +110,14 @@ def _dataset_item(args: tuple[int, str, int, int, dict[str, Any], str, str]) -> 
     rng = np.random.default_rng(s)
     spec = random_spec(cls, rng)
     kwargs = dict(opt_kwargs)
+    write_signals = kwargs.pop("signals", False)
     if kwargs.pop("vary_grid", False):
         w = np.array([x[2] for x in _STYLE_WEIGHTS])
         grid, bw, _ = _STYLE_WEIGHTS[int(rng.choice(len(_STYLE_WEIGHTS), p=w / w.sum()))]
         kwargs.update(grid=grid, black_and_white=bw)
     options = RenderOptions(**kwargs)
-    image, sidecar = render_report(synth_signals(spec), options, seed=int(rng.integers(0, 2**31 - 1)))
+    sig = synth_signals(spec)
+    image, sidecar = render_report(sig, options, seed=int(rng.integers(0, 2**31 - 1)))
     stem = f"{cls}_{index:04d}"
     ext = "jpg" if image_format in ("jpg", "jpeg") else "png"
     sidecar["image_file"] = f"{stem}.{ext}"
@@ -123,6 +125,12 @@ def _dataset_item(args: tuple[int, str, int, int, dict[str, Any], str, str]) -> 
     sidecar["image_seed"] = s
     sidecar["index"] = int(index)
     out = Path(folder)
+    if write_signals:  # the true signals beside the image, and the values the reader is scored against
+        from ecg_core.reports.reading.truth import truth_fields, write_truth
+
+        sidecar.update(truth_fields(sig))
+        sidecar["signals_record"] = stem
+        write_truth(sig, out, stem)
     atomic_write_bytes(out / f"{stem}.{ext}", encode_image(image, ext))
     atomic_write_text(out / f"{stem}.json", json.dumps(sidecar, indent=1, sort_keys=True) + "\n")
     return {
@@ -150,6 +158,7 @@ def generate_dataset(
     workers: int = 1,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    signals: bool = False,
 ) -> pd.DataFrame:
     """Write a synthetic cardiac-4 dataset and return its index.
 
@@ -159,7 +168,9 @@ def generate_dataset(
     temporary sibling folder (``.<name>.partial-*``) that is renamed to ``out_dir`` at the end: an interrupted run
     leaves no ``out_dir``. ``out_dir`` must be absent or empty unless ``overwrite=True``. With ``workers > 1``
     (spawned processes) the calling script needs the usual ``if __name__ == "__main__":`` guard.
-    ``progress(done, total)`` is called after each image.
+    ``progress(done, total)`` is called after each image. ``signals``: also write each report's true 12-lead
+    signals as ``<stem>.hea/.dat`` beside it (10 s, mV, standard lead names) and put ``st_mm``, ``hr_bpm`` and
+    ``q_leads`` in its sidecar (:mod:`ecg_core.reports.reading.truth`).
     ``workers > 1`` uses a process pool. Returns a DataFrame with columns path, json_path, rel_path, class_key,
     class_id, subtype, territory, heart_rate, severity, seed.
     """
@@ -187,7 +198,8 @@ def generate_dataset(
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
-        opt_kwargs = {"px_per_mm": float(px_per_mm), "artifacts": bool(artifacts), "vary_grid": bool(vary_grid)}
+        opt_kwargs = {"px_per_mm": float(px_per_mm), "artifacts": bool(artifacts), "vary_grid": bool(vary_grid),
+                      "signals": bool(signals)}
         jobs = []
         for cls in class_list:
             (tmp / cls).mkdir()
@@ -223,6 +235,7 @@ def generate_dataset(
             "n_images": total,
             "options": {"px_per_mm": float(px_per_mm), "artifacts": bool(artifacts), "image_format":
                         "jpg" if image_format == "jpeg" else image_format, "vary_grid": bool(vary_grid),
+                        "signals": bool(signals),
                         "render_defaults": RenderOptions(px_per_mm=px_per_mm, artifacts=artifacts).to_dict()},
         }
         atomic_write_text(tmp / "synth_manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")

@@ -338,6 +338,118 @@ def run_facts(meta: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+#: PhysioNet databases the spectral sets are built from, by record id, for runs whose ``run.json`` predates
+#: ``spectral.record_fs``: (name, id pattern, sampling rate Hz). MIT-BIH Arrhythmia: 100-124 and 200-234 at 360 Hz;
+#: MIT-BIH Malignant Ventricular Ectopy (VFDB): 418-615 at 250 Hz; CU Ventricular Tachyarrhythmia: cu01-cu35 at 250 Hz.
+KNOWN_DATABASES: tuple[tuple[str, str, float], ...] = (
+    ("MIT-BIH Arrhythmia", r"1[0-2]\d|2[0-3]\d", 360.0),
+    ("MIT-BIH Malignant Ventricular Ectopy", r"4[1-9]\d|[56]\d\d", 250.0),
+    ("CU Ventricular Tachyarrhythmia", r"cu\d\d", 250.0),
+)
+#: Lead names of a standard 12-lead ECG (lower case).
+TWELVE_LEADS = frozenset({"i", "ii", "iii", "avr", "avl", "avf", "v1", "v2", "v3", "v4", "v5", "v6"})
+
+
+@dataclass(frozen=True)
+class TrainingSignals:
+    """What a spectral run was trained on: ``rates`` sampling rate (Hz) -> number of training records,
+    ``databases`` their names, ``leads`` the lead preference of its segment config, ``n_records`` all records."""
+
+    rates: dict[float, int]
+    databases: tuple[str, ...]
+    leads: tuple[str, ...]
+    n_records: int
+
+    @property
+    def description(self) -> str:
+        rates = " and ".join(f"{r:g} Hz" for r in sorted(self.rates, reverse=True))
+        dbs = f" ({', '.join(self.databases)})" if self.databases else ""
+        return f"{self.n_records} two-lead Holter records at {rates}{dbs}" if rates else f"{self.n_records} records"
+
+
+def training_signals(meta: dict[str, Any]) -> TrainingSignals:
+    """The records a spectral run was trained on, from ``run.json`` -> ``spectral``: their rates come from
+    ``record_fs`` (written by newer builds), else from :data:`KNOWN_DATABASES` by record id (unknown ids count
+    for no rate)."""
+    import re
+
+    spec = meta.get("spectral") or {}
+    records = [str(r) for r in spec.get("records") or []]
+    stored = spec.get("record_fs") if isinstance(spec.get("record_fs"), dict) else {}
+    rates: dict[float, int] = {}
+    dbs: list[str] = []
+    for rid in records:
+        fs = stored.get(rid)
+        for name, pattern, rate in KNOWN_DATABASES:
+            if re.fullmatch(pattern, rid, flags=re.IGNORECASE):
+                fs = fs if fs is not None else rate
+                if name not in dbs:
+                    dbs.append(name)
+                break
+        if isinstance(fs, (int, float)) and fs > 0:
+            rates[float(fs)] = rates.get(float(fs), 0) + 1
+    leads = tuple((spec.get("segment_config") or {}).get("lead_preference") or SegmentConfig().lead_preference)
+    return TrainingSignals(rates, tuple(dbs), leads, len(records))
+
+
+def lead_options(record: Record, preference: Sequence[str] = ("MLII", "II", "V1")) -> tuple[list[str], int]:
+    """The record's lead names and the index of the default one: the first of ``preference`` the record has
+    (MLII, then II, then V1), else the first lead."""
+    names = list(record.channel_names) or ["ch0"]
+    lowered = [n.lower() for n in names]
+    for want in preference:
+        if want.lower() in lowered:
+            return names, lowered.index(want.lower())
+    return names, 0
+
+
+def with_lead(seg_cfg: SegmentConfig, lead: str | None) -> SegmentConfig:
+    """``seg_cfg`` reading ``lead`` first (the user's choice); unchanged for ``None``."""
+    if not lead:
+        return seg_cfg
+    return replace(seg_cfg, lead_preference=(lead, *[x for x in seg_cfg.lead_preference if x != lead]))
+
+
+def record_warnings(record: Record, meta: dict[str, Any], *, lead: str | None = None,
+                    rate_tolerance: float = 0.02) -> list[str]:
+    """Why this model's output on ``record`` deserves less trust, in plain sentences (empty when the record is
+    like the training data): a sampling rate unlike every training record's (beyond ``rate_tolerance``), a
+    12-lead recording (the model saw two-lead Holter records), a ``lead`` other than the one it was trained on."""
+    train = training_signals(meta)
+    out: list[str] = []
+    if train.rates and not any(abs(record.fs - r) <= rate_tolerance * r for r in train.rates):
+        out.append(f"This record is sampled at {record.fs:g} Hz; the model was trained on {train.description}. "
+                   "The record is resampled to the model's rate, but a different rate (and the device behind it) "
+                   "changes the beat shapes the model learned: read its classes with caution.")
+    lowered = {n.lower() for n in record.channel_names}
+    twelve = lowered & TWELVE_LEADS
+    if len(twelve) >= 6 or record.n_channels >= 8:
+        out.append(f"This is a {record.n_channels}-lead recording (leads {', '.join(record.channel_names[:12])}); "
+                   f"the model was trained on {train.description or 'two-lead Holter records'}, not on standard "
+                   "12-lead ECGs (short resting recordings from other devices and patients): its beat classes are "
+                   "not validated on such a record.")
+    if lead is not None and train.leads:
+        wanted = [x.lower() for x in train.leads]
+        if lead.lower() not in wanted and lowered & set(wanted):
+            out.append(f"Lead {lead} is shown; the model was trained on lead {train.leads[0]}. Beat shapes differ "
+                       f"between leads, so its classes are only meaningful on {train.leads[0]}.")
+    return out
+
+
+def segment_heading(symbol: Any, label: Any) -> str:
+    """How the page names a segment's annotation: ``'annotated V (V)'``, ``'annotated F (no class of this model)'``
+    or ``'no annotation'`` (a detected beat, or a window outside every annotated episode)."""
+    sym = symbol if isinstance(symbol, str) else ""
+    lab = label if isinstance(label, str) else None
+    if sym in ("", "?") and lab is None:
+        return "no annotation"
+    if lab is None:
+        return f"annotated {sym} (no class of this model)"
+    if sym.startswith("("):  # a rhythm episode, e.g. "(VF"
+        return f"annotated {sym[1:]} episode ({lab})"
+    return f"annotated {sym or lab} ({lab})"
+
+
 def record_splits(run_path: str | Path) -> dict[str, str]:
     """Record id -> split (``'train'``, ``'val'``, ``'test'``) of a spectral run, from its ``split.csv`` (image names
     are ``<class>/<record>_<sample>.png``); empty when the run has none. A record a model was trained on gives
@@ -361,26 +473,33 @@ def read_model_card(path: str | Path) -> str:
 
 __all__ = [
     "DEFAULT_SPECTRAL",
+    "KNOWN_DATABASES",
     "PRESET",
     "SEGMENT_MODES",
     "ArrhythmiaModel",
+    "TrainingSignals",
     "agreement_table",
     "annotation_table",
     "arrhythmia_runs",
     "class_info",
     "class_infos",
     "is_arrhythmia_run",
+    "lead_options",
     "load_arrhythmia_model",
     "model_inputs",
     "predict_segments",
     "read_model_card",
     "record_segments",
     "record_splits",
+    "record_warnings",
     "rhythm_table",
     "run_facts",
     "segment_filters",
+    "segment_heading",
     "segment_table",
     "spectral_configs_of",
     "spectral_images",
     "strip_signal",
+    "training_signals",
+    "with_lead",
 ]

@@ -233,6 +233,16 @@ def pick_lead(record: Record, *, preference: tuple[str, ...] = DEFAULT_LEAD_PREF
     return record.signal[:, 0], record.channel_names[0]
 
 
+def prepared_lead(record: Record, cfg: SegmentConfig) -> np.ndarray:
+    """The lead chosen by ``cfg.lead_preference``, resampled to ``cfg.fs_target`` and cleaned (``cfg.clean_method``)
+    over the whole record, as float32: what every window is cut from."""
+    lead, _ = pick_lead(record, preference=cfg.lead_preference)
+    x = resample(lead, record.fs, cfg.fs_target)
+    if cfg.clean_method is not None:
+        x = clean(x, cfg.fs_target, method=cfg.clean_method, lowcut=cfg.lowcut, highcut=cfg.highcut)
+    return x.astype(np.float32)
+
+
 def extract_segments(record: Record, *, cfg: SegmentConfig | None = None) -> list[Segment]:
     """Cut labelled beat windows and rhythm (VF) windows from ``record``, sorted by time.
 
@@ -242,12 +252,8 @@ def extract_segments(record: Record, *, cfg: SegmentConfig | None = None) -> lis
     inside every episode of a rhythm listed in ``cfg.rhythm_classes`` and never cross the episode's end.
     """
     cfg = cfg or SegmentConfig()
-    lead, _ = pick_lead(record, preference=cfg.lead_preference)
     fs_t = cfg.fs_target
-    x = resample(lead, record.fs, fs_t)
-    if cfg.clean_method is not None:
-        x = clean(x, fs_t, method=cfg.clean_method, lowcut=cfg.lowcut, highcut=cfg.highcut)
-    x = x.astype(np.float32)
+    x = prepared_lead(record, cfg)
     n_t = x.shape[0]
     pre, win = cfg.pre_samples, cfg.window_samples
     ann = record.annotations

@@ -69,7 +69,8 @@ def save_upload(files: Sequence[tuple[str, bytes]], dest_root: str | Path | None
     """
     if not files:
         raise SignalLoadError(
-            "save_upload: no file was given; expected a WFDB record (.hea + .dat [+ .atr]) or one CSV file."
+            "Nothing to open: no file was uploaded. Upload one WFDB record (its .hea and .dat files, and .atr "
+            "for annotations) or one CSV file."
         )
     named: dict[str, bytes] = {}
     total = 0
@@ -78,42 +79,42 @@ def save_upload(files: Sequence[tuple[str, bytes]], dest_root: str | Path | None
         suffix = Path(name).suffix.lower()
         if suffix not in UPLOAD_SUFFIXES:
             raise SignalLoadError(
-                f"save_upload: {name!r} has an unsupported type; expected {', '.join(UPLOAD_SUFFIXES)} files."
+                f"{name} has an unsupported type: upload {', '.join(UPLOAD_SUFFIXES)} files only."
             )
         if not _SAFE_NAME.match(name):
             raise SignalLoadError(
-                f"save_upload: the file name {name!r} is not allowed; use letters, digits, '_', '-', '.' only."
+                f"The file name {name!r} is not allowed: rename it with letters, digits, '_', '-' and '.' only."
             )
         total += len(data)
         named[name] = bytes(data)
     if total > UPLOAD_MAX_BYTES:
         raise SignalLoadError(
-            f"save_upload: the upload is {total / 1e6:.0f} MB; the limit is {UPLOAD_MAX_BYTES / 1e6:.0f} MB. "
+            f"The upload is {total / 1e6:.0f} MB; the limit is {UPLOAD_MAX_BYTES / 1e6:.0f} MB. "
             "Cut the recording into shorter records."
         )
     headers = [n for n in named if n.lower().endswith(".hea")]
     tables = [n for n in named if n.lower().endswith(CSV_SUFFIXES)]
     if headers and tables:
         raise SignalLoadError(
-            f"save_upload: received WFDB files and a CSV file ({tables[0]}); upload one record at a time."
+            f"These files mix WFDB files and a CSV file ({tables[0]}): upload one record at a time."
         )
     if len(headers) > 1:
         raise SignalLoadError(
-            f"save_upload: received {len(headers)} headers ({', '.join(sorted(headers))}); upload one record at a "
-            "time (one .hea with its .dat and .atr)."
+            f"These files hold {len(headers)} headers ({', '.join(sorted(headers))}), that is {len(headers)} "
+            "records: upload one record at a time (one .hea with its .dat, and its .atr for annotations)."
         )
     if not headers and len(tables) != 1:
         raise SignalLoadError(
-            "save_upload: expected a WFDB header (.hea) with its signal file (.dat), or exactly one CSV file; "
-            f"received {', '.join(sorted(named))}."
+            "This upload has no record header: expected a WFDB header (.hea) with its signal file (.dat), or "
+            f"exactly one CSV file; received {', '.join(sorted(named))}."
         )
     stem = Path(headers[0]).stem if headers else None
     if stem is not None:
         for n in named:
             if n.lower().endswith(".atr") and Path(n).stem != stem:
                 raise SignalLoadError(
-                    f"save_upload: the annotation file {n!r} does not belong to record {stem!r}; rename it "
-                    f"{stem}.atr or leave it out."
+                    f"The annotation file {n} does not belong to record {stem!r}: rename it {stem}.atr or leave "
+                    "it out."
                 )
     digest = hashlib.sha256()
     for n in sorted(named):
@@ -133,19 +134,101 @@ def save_upload(files: Sequence[tuple[str, bytes]], dest_root: str | Path | None
                     raise
         except (OSError, FileWriteError) as e:
             reason = getattr(e, "strerror", None) or e
-            raise SignalLoadError(f"save_upload: cannot store the upload in {root} ({reason}).") from e
+            raise SignalLoadError(f"The upload cannot be stored on the server ({reason}); try again later.") from e
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
     return dest / stem if stem is not None else dest / tables[0]
 
 
+@dataclass(frozen=True)
+class UploadChoice:
+    """Which uploaded files make the record to open (:func:`choose_upload`): ``use`` the file ids, in upload order;
+    ``ignored`` the names of the earlier files left out; ``seen`` every file id seen so far (pass the choice back
+    on the next call)."""
+
+    use: tuple[str, ...]
+    ignored: tuple[str, ...]
+    seen: tuple[str, ...]
+
+
+def _upload_stem(name: str) -> str:
+    return Path(name).stem
+
+
+def choose_upload(files: Sequence[tuple[str, str]], previous: UploadChoice | None = None) -> UploadChoice:
+    """The files of the record to open, from everything an upload widget holds (``(file id, name)`` pairs in upload
+    order; a browser's multi-file uploader keeps the earlier files when more are dropped).
+
+    The files added since ``previous`` replace the record opened before, except when they all belong to it (the
+    same file stem as its header, e.g. its ``.atr`` added afterwards): then they join it. Without new files the
+    record opened before stays (what is left of it); when it was removed, the record last uploaded is used: the
+    last header or CSV file in upload order and the files named like it. On the first call every file is new.
+    """
+    ids = [str(i) for i, _ in files]
+    names = {str(i): Path(str(n).replace("\\", "/")).name for i, n in files}
+    seen = set(previous.seen) if previous is not None else set()
+    current = [i for i in (previous.use if previous is not None else ()) if i in names]
+    new = [i for i in ids if i not in seen]
+    heads = [i for i in current if names[i].lower().endswith((".hea", *CSV_SUFFIXES))]
+    stem = _upload_stem(names[heads[-1]]) if heads else None
+    if new:
+        joins = stem is not None and all(_upload_stem(names[i]) == stem for i in new)
+        use = current + new if joins else new
+    elif current:
+        use = current
+    else:
+        primary = [i for i in ids if names[i].lower().endswith((".hea", *CSV_SUFFIXES))]
+        if primary:
+            last = primary[-1]
+            use = [last] if names[last].lower().endswith(CSV_SUFFIXES) else [
+                i for i in ids if _upload_stem(names[i]) == _upload_stem(names[last])]
+        else:
+            use = list(ids)
+    # a later file of the same name replaces the earlier one
+    by_name: dict[str, str] = {}
+    for i in sorted(use, key=ids.index):
+        by_name[names[i]] = i
+    use = sorted(by_name.values(), key=ids.index)
+    ignored = tuple(names[i] for i in ids if i not in use)
+    return UploadChoice(tuple(use), ignored, tuple(ids))
+
+
+_FUNC_PREFIX = re.compile(r"^(?:read_record|read_csv_signal|save_upload|load_record)\s*:\s*")
+_PATH_ARG = re.compile(r"path='[^']*'(?::\s*|\s+)")
+_DEV_HINTS: tuple[tuple[str, str], ...] = (
+    (" (or use read_csv_signal for CSV files)", ""),
+    ("Pass the record path without extension and keep", "Keep"),
+    ("received fs=None and no time column. Pass fs=<Hz> or add a 'time' column in seconds.",
+     "the file has no time column: enter its sampling rate, or add a 'time' column in seconds."),
+    ("re-export the record with wfdb.wrsamp", "re-export the record"),
+    ("the limit is max_bytes=", "the limit is "),
+)
+
+
+def user_message(message: object) -> str:
+    """A reader's error or warning in the words of the page's user: no function names, no argument syntax."""
+    msg = _PATH_ARG.sub("", _FUNC_PREFIX.sub("", str(message).strip()))
+    for dev, plain in _DEV_HINTS:
+        msg = msg.replace(dev, plain)
+    return msg[:1].upper() + msg[1:]
+
+
 def load_record(path: str | Path, *, fs: float | None = None) -> Record:
     """Read a WFDB record (path with or without extension) or a CSV / TXT file of samples (``fs`` in Hz is needed
-    when the CSV has no time column). Raises :class:`SignalLoadError` on unreadable input."""
+    when the CSV has no time column). Raises :class:`SignalLoadError` on unreadable input; its message and the
+    warnings are worded for the page's user (:func:`user_message`)."""
+    import warnings
+
     p = Path(path)
-    if p.suffix.lower() in CSV_SUFFIXES:
-        return read_csv_signal(p, fs=fs)
-    return read_record(p)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            rec = read_csv_signal(p, fs=fs) if p.suffix.lower() in CSV_SUFFIXES else read_record(p)
+        except SignalLoadError as e:
+            raise SignalLoadError(user_message(e)) from e
+    for w in caught:
+        warnings.warn(user_message(w.message), w.category, stacklevel=2)
+    return rec
 
 
 def record_key(path: str | Path) -> str:
@@ -167,9 +250,12 @@ __all__ = [
     "UPLOAD_MAX_BYTES",
     "UPLOAD_SUFFIXES",
     "RecordSource",
+    "UploadChoice",
+    "choose_upload",
     "demo_sources",
     "load_record",
     "record_key",
     "save_upload",
     "shared_sources",
+    "user_message",
 ]

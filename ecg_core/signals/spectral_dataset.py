@@ -205,8 +205,10 @@ def build_spectral_dataset(
 
     # 1. segments of every record (kept in memory: float32, ~0.7 KB per segment at 250 Hz)
     per_record: dict[str, list[Segment]] = {}
+    record_fs: dict[str, float] = {}  # the source rates, stored so that a page can compare a new record's rate
     for i, p in enumerate(paths):
         rec = read_record(p)
+        record_fs[rec.record_id] = float(rec.fs)
         per_record[rec.record_id] = [g for g in extract_segments(rec, cfg=seg_cfg) if g.label is not None]
         report(0.3 * (i + 1) / len(paths), f"segmented {rec.record_id} ({len(per_record[rec.record_id])} segments)")
     frames = [segments_frame(s) for s in per_record.values() if s]
@@ -283,6 +285,7 @@ def build_spectral_dataset(
             "spectral_config": spec_cfg.to_dict(),
             "spectral_config_hash": spec_cfg.config_hash(),
             "records": sorted(index["record"].unique().tolist()),
+            "record_fs": {r: record_fs[r] for r in sorted(index["record"].unique().tolist()) if r in record_fs},
             "split_by": split_by,
             "test_frac": test_frac,
             "val_frac": val_frac,

@@ -15,6 +15,42 @@ def empty_figure(message: str = "no data") -> go.Figure:
     return fig
 
 
+def integer_ticks(max_value: float, *, target: int = 10, start: int = 0) -> dict:
+    """Axis settings for a count axis (epochs): integer ticks at a 1-2-5 step, about ``target`` of them, never
+    fractional ticks such as 0.5 or 2.5."""
+    import math
+
+    need = max(1.0, float(max_value or 1) / max(1, target))
+    mag = 10 ** math.floor(math.log10(need))
+    step = next(m * mag for m in (1, 2, 5, 10) if m * mag >= need)
+    return {"tickmode": "linear", "tick0": start, "dtick": int(step), "tickformat": "d"}
+
+
+VALUE_TICKS = {"tickformat": ".3~g", "nticks": 6}
+"""Axis settings for a metric or loss axis: a few round ticks, at most three significant digits."""
+
+
+def training_progress_figure(epochs: list[dict]) -> go.Figure:
+    """Loss (left axis) and accuracy (right axis, 0-1) per finished epoch of a live job (``progress.jsonl``
+    ``epoch`` events): integer epoch ticks, rounded values."""
+    if not epochs:
+        return empty_figure("waiting for the first epoch")
+    df = pd.DataFrame(epochs)
+    fig = go.Figure()
+    for col, dash in (("loss", None), ("val_loss", "dash"), ("accuracy", None), ("val_accuracy", "dash")):
+        if col in df:
+            fig.add_scatter(x=df["epoch"], y=df[col], name=col, line={"dash": dash}, mode="lines+markers",
+                            yaxis="y2" if "acc" in col else "y", hovertemplate="epoch %{x}: %{y:.3f}")
+    n = pd.to_numeric(df.get("epoch"), errors="coerce").max() if "epoch" in df else 1
+    fig.update_layout(height=280, margin={"l": 10, "r": 10, "t": 20, "b": 10},
+                      xaxis={"title": "epoch", **integer_ticks(n if pd.notna(n) else 1)},
+                      yaxis={"title": "loss", "rangemode": "tozero", **VALUE_TICKS},
+                      yaxis2={"title": "accuracy", "overlaying": "y", "side": "right", "range": [0, 1],
+                              "tickformat": ".1f", "dtick": 0.2, "showgrid": False},
+                      legend={"orientation": "h", "y": 1.15})
+    return fig
+
+
 def class_counts_bar(per_class: pd.DataFrame) -> go.Figure:
     """Grouped bars of files vs distinct images per class (``per_class`` from :func:`ecg_core.ml.dataset.audit`)."""
     if per_class is None or per_class.empty or per_class["files"].sum() == 0:

@@ -20,12 +20,14 @@ from plotly.subplots import make_subplots
 
 from ecg_core.core.errors import ConfigError
 from ecg_core.ml.report import CI_CLASS_METRICS, EvalReport, ci_key
+from ecg_core.viz.common import VALUE_TICKS, integer_ticks
 
 __all__ = [
     "confusion_heatmap",
     "metrics_by_class",
     "metrics_by_model",
     "no_data_figure",
+    "pr_curves",
     "reliability_diagram",
     "roc_curves",
     "training_curves",
@@ -219,7 +221,8 @@ def roc_curves(
     classes: Sequence[str] | None = None,
     title: str | None = "ROC curves (one-vs-rest)",
 ) -> go.Figure:
-    """One-vs-rest ROC curves: colour = class, line style = run; legend shows the AUC. Undefined classes are skipped."""
+    """One-vs-rest ROC curves: colour = class (= run when one class of several runs is drawn), line style = run;
+    legend shows the AUC. Undefined classes are skipped."""
     items = _items(reports)
     fig = go.Figure()
     all_classes: list[str] = []
@@ -238,7 +241,8 @@ def roc_curves(
                 y=list(curve.tpr),
                 mode="lines",
                 name=legend,
-                line={"color": _color(all_classes.index(name)), "dash": RUN_DASHES[r % len(RUN_DASHES)]},
+                line={"color": _color(r) if len(wanted) == 1 and len(items) > 1 else _color(all_classes.index(name)),
+                      "dash": RUN_DASHES[r % len(RUN_DASHES)]},
                 hovertemplate="FPR %{x:.3f}<br>TPR %{y:.3f}",
             )
             drawn = True
@@ -250,6 +254,44 @@ def roc_curves(
     )
     fig.update_xaxes(title_text="False positive rate (1 - specificity)", range=[0, 1], constrain="domain")
     fig.update_yaxes(title_text="True positive rate (sensitivity)", range=[0, 1.02], scaleanchor="x", scaleratio=1)
+    fig.update_layout(title=title, template="plotly_white")
+    return fig
+
+
+def pr_curves(
+    curves: Mapping[str, Mapping[str, Any]],
+    *,
+    classes: Sequence[str] | None = None,
+    title: str | None = "Precision-recall curves (one-vs-rest)",
+) -> go.Figure:
+    """One-vs-rest precision-recall curves, ``curves`` = ``{run label: {class: PRCurve}}`` (from
+    :func:`ecg_core.ml.compare.pr_curves`): colour = class, line style = run; the legend gives the average precision
+    (AP). With one class, its prevalence (the precision of guessing) is drawn as a dotted line per run."""
+    items = [(str(k), v) for k, v in (curves or {}).items()]
+    all_classes: list[str] = []
+    for _, per in items:
+        all_classes += [c for c in per if c not in all_classes]
+    wanted = all_classes if classes is None else [str(c) for c in classes]
+    fig = go.Figure()
+    drawn = False
+    for r, (label, per) in enumerate(items):
+        for name in wanted:
+            c = per.get(name)
+            if c is None or not c.recall or not _finite(c.ap):
+                continue
+            legend = f"{name} (AP {c.ap:.3f})" if len(items) == 1 else f"{label} · {name} (AP {c.ap:.3f})"
+            color = _color(all_classes.index(name)) if len(wanted) > 1 or len(items) == 1 else _color(r)
+            fig.add_scatter(x=list(c.recall), y=list(c.precision), mode="lines", name=legend,
+                            line={"color": color, "dash": RUN_DASHES[r % len(RUN_DASHES)], "shape": "hv"},
+                            hovertemplate="recall %{x:.3f}<br>precision %{y:.3f}")
+            if len(wanted) == 1:
+                fig.add_scatter(x=[0, 1], y=[c.prevalence] * 2, mode="lines", showlegend=False, hoverinfo="skip",
+                                line={"color": color, "dash": "dot", "width": 1})
+            drawn = True
+    if not drawn:
+        return no_data_figure(title)
+    fig.update_xaxes(title_text="Recall (sensitivity)", range=[0, 1.02], tickformat=".1f", dtick=0.2)
+    fig.update_yaxes(title_text="Precision (positive predictive value)", range=[0, 1.02], tickformat=".1f", dtick=0.2)
     fig.update_layout(title=title, template="plotly_white")
     return fig
 
@@ -360,8 +402,10 @@ def training_curves(
                 drawn = True
     if not drawn:
         return no_data_figure(title)
-    fig.update_xaxes(title_text="epoch")
-    fig.update_yaxes(title_text="loss", row=1, col=1)
+    last = max((pd.to_numeric(h["epoch"], errors="coerce").max() if "epoch" in h.columns else len(h))
+               for h in histories.values() if isinstance(h, pd.DataFrame) and not h.empty)
+    fig.update_xaxes(title_text="epoch", **integer_ticks(last if _finite(last) else 1))
+    fig.update_yaxes(title_text="loss", row=1, col=1, **VALUE_TICKS)
     fig.update_yaxes(title_text="accuracy", range=[0, 1.02], row=1, col=2)
     fig.update_layout(title=title, template="plotly_white")
     return fig

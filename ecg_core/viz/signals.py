@@ -193,8 +193,26 @@ def spectral_figure(
         fig.add_vline(x=0.0, line_dash="dot", line_color="white", opacity=0.7, row=1, col=col)
         fig.update_xaxes(title=f"time from the {anchor} (s)", row=1, col=col)
     fig.update_yaxes(title=ytitle, type="log" if log else "linear", row=1, col=1)
-    fig.update_layout(height=340, margin=_MARGIN, template="plotly_white", title=title or None)
+    # a figure title needs its own line above the subplot titles
+    fig.update_layout(height=360 if title else 340, margin={**_MARGIN, "t": 75 if title else _MARGIN["t"]},
+                      template="plotly_white", title=title or None)
     return fig
+
+
+#: heights (fraction of the panel) of the band / region labels, one per band in turn: neighbouring labels never share
+#: a line, and all stay inside the panel, below the subplot titles
+_LABEL_LEVELS = (0.96, 0.84, 0.72)
+
+
+def _band_label(fig: go.Figure, span: tuple[float, float], k: int, n: int, text: str, *, col: int) -> None:
+    """The label of band ``k`` of ``n`` over ``span`` (x0, x1), at its own height (:data:`_LABEL_LEVELS`): the first
+    band's label starts at its left edge, the last one's ends at its right edge (both stay inside the panel), the
+    others are centred."""
+    x, anchor = ((span[0], "left") if k == 0 else (span[1], "right") if k == n - 1
+                 else ((span[0] + span[1]) / 2, "center"))
+    fig.add_annotation(x=x, y=_LABEL_LEVELS[k % len(_LABEL_LEVELS)], yref="y domain", text=text, showarrow=False,
+                       font={"size": 10}, bgcolor="rgba(255,255,255,0.75)", xanchor=anchor, yanchor="top",
+                       row=1, col=col)
 
 
 def cam_profiles(
@@ -209,7 +227,8 @@ def cam_profiles(
     bands shaded)."""
     if mapping.is_flat:
         return message_figure("the Grad-CAM map is flat: nothing to profile")
-    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.10, specs=[[{"secondary_y": True}, {}]],
+    # wide spacing: the left panel's second axis (mV ticks and title) sits between the panels
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.16, specs=[[{"secondary_y": True}, {}]],
                         subplot_titles=[f"which part of the {'beat' if mapping.beat else 'window'} mattered (time)",
                                         f"which frequencies mattered ({mapping.row_unit})"])
     if segment is not None and fs:
@@ -230,8 +249,8 @@ def cam_profiles(
             if a < b:
                 share = mapping.regions.get(name, 0.0)
                 fig.add_vrect(x0=a, x1=b, line_width=0, fillcolor=("#1f77b4", "#ff7f0e", "#2ca02c")[k % 3],
-                              opacity=0.07, row=1, col=1, annotation_text=f"{name.split(' (')[0]} {share:.0%}",
-                              annotation_position="top left", annotation_font_size=10)
+                              opacity=0.07, row=1, col=1)
+                _band_label(fig, (a, b), k, len(BEAT_REGIONS), f"{name.split(' (')[0]} {share:.0%}", col=1)
     fig.add_trace(go.Scatter(x=mapping.row_values, y=mapping.row_profile, mode="lines", fill="tozeroy",
                              line={"color": "#1f77b4"}, name="Grad-CAM over frequency",
                              hovertemplate="%{x:.1f}<br>%{y:.2f}<extra>Grad-CAM</extra>"),
@@ -242,8 +261,9 @@ def cam_profiles(
             a, b = max(lo, f0), min(hi, f1)
             if a < b:
                 fig.add_vrect(x0=a, x1=b, line_width=0, fillcolor=("#9467bd", "#ff7f0e", "#7f7f7f")[k % 3],
-                              opacity=0.07, row=1, col=2, annotation_text=f"{mapping.bands.get(name, 0.0):.0%}",
-                              annotation_position="top left", annotation_font_size=10)
+                              opacity=0.07, row=1, col=2)
+                share = mapping.bands.get(name, 0.0)
+                _band_label(fig, (a, b), k, len(FREQ_BANDS), f"{name.split(' (')[0]}: {share:.0%}", col=2)
     fig.update_xaxes(title=f"time from the {mapping.anchor} (s)", row=1, col=1)
     fig.update_xaxes(title="frequency (Hz)" if mapping.row_unit == "Hz" else "amplitude (mV)", row=1, col=2)
     fig.update_yaxes(title="Grad-CAM (max = 1)", range=[0, 1.08], row=1, col=1, secondary_y=False)

@@ -161,6 +161,95 @@ class RandomisationCheck:
                 "traces) rather than what the model learned")
 
 
+PASS, FAIL, INCONCLUSIVE = "pass", "fail", "inconclusive"
+#: deletion / insertion AUC must beat the random order by at least this much (probability x fraction) to pass
+AUC_MARGIN = 0.02
+#: below this change of the class probability between "nothing removed" and "everything removed" the curves cannot
+#: tell a faithful map from any other (the model does not react to the removal at all)
+MIN_CURVE_CHANGE = 0.05
+
+
+@dataclass(frozen=True)
+class FaithVerdict:
+    """The verdict of one faithfulness test: ``status`` ``'pass'``, ``'fail'`` or ``'inconclusive'``, the ``rule``
+    that decided it and what was ``measured`` (plain sentences, shown as they are by the page and the PDF)."""
+
+    test: str
+    status: str
+    rule: str
+    measured: str
+
+    @property
+    def passed(self) -> bool:
+        return self.status == PASS
+
+    @property
+    def text(self) -> str:
+        return f"{self.test}: {self.status.upper()} — {self.measured}. Rule: {self.rule}."
+
+
+def _curve_verdict(test: str, auc: float, auc_random: float, full: float, blank: float, *, lower_is_better: bool,
+                   margin: float, min_change: float) -> FaithVerdict:
+    word = "lower" if lower_is_better else "higher"
+    rule = (f"the AUC must be at least {margin:.2f} {word} than the random order's to pass; no {word} at all "
+            f"fails; inconclusive when it is only slightly {word}, or when the class probability on the full image "
+            f"is not at least {min_change:.2f} above its probability on blank paper")
+    gain = (auc_random - auc) if lower_is_better else (auc - auc_random)
+    measured = f"AUC {auc:.3f} vs random {auc_random:.3f} ({gain:+.3f} in the map's favour)"
+    if not all(np.isfinite(v) for v in (auc, auc_random, full, blank)):
+        return FaithVerdict(test, INCONCLUSIVE, rule, measured + "; the curve holds non-finite values")
+    if full - blank < min_change:
+        return FaithVerdict(test, INCONCLUSIVE, rule,
+                            measured + f"; but the class probability is {full:.2f} on the full image and {blank:.2f} "
+                            "on blank paper, so removing regions cannot show what raised it")
+    if gain >= margin:
+        return FaithVerdict(test, PASS, rule, measured)
+    if gain <= 0:
+        return FaithVerdict(test, FAIL, rule, measured + ": no better than removing regions at random")
+    return FaithVerdict(test, INCONCLUSIVE, rule, measured + f": better than random, but by less than {margin:.2f}")
+
+
+def faithfulness_verdicts(result: FaithfulnessResult | None, check: RandomisationCheck | None = None, *,
+                          margin: float = AUC_MARGIN, min_change: float = MIN_CURVE_CHANGE
+                          ) -> tuple[FaithVerdict, ...]:
+    """One :class:`FaithVerdict` per test that was run: deletion vs random, insertion vs random (from ``result``)
+    and the model-randomisation sanity check (from ``check``), in that order.
+
+    Deletion passes when its AUC is at least ``margin`` below the random order's and fails when it is not below at
+    all (insertion: above); in between, or when the class probability on the full image is not at least
+    ``min_change`` above its probability on blank paper (the model ignores the removal, or gives the class to blank
+    paper: the curves cannot show what raised it), the test is inconclusive. The randomisation check passes when the
+    rank correlation is below its threshold, fails otherwise, and is inconclusive when it is not a number.
+    """
+    out: list[FaithVerdict] = []
+    if result is not None:
+        out.append(_curve_verdict("Deletion vs random", result.deletion_auc, result.deletion_auc_random,
+                                  float(result.deletion[0]), float(result.deletion[-1]), lower_is_better=True,
+                                  margin=margin, min_change=min_change))
+        out.append(_curve_verdict("Insertion vs random", result.insertion_auc, result.insertion_auc_random,
+                                  float(result.insertion[-1]), float(result.insertion[0]), lower_is_better=False,
+                                  margin=margin, min_change=min_change))
+    if check is not None:
+        rule = (f"after randomising the top layers ({', '.join(check.layers)}) the map's rank correlation with the "
+                f"original must be below {check.threshold:.2f}")
+        measured = f"rank correlation {check.spearman:.2f}"
+        if not np.isfinite(check.spearman):
+            status = INCONCLUSIVE
+        else:
+            status = PASS if check.passed else FAIL
+            measured += (": the map depends on the learned weights" if check.passed else
+                         ": the map may show image structure (edges, traces) rather than what the model learned")
+        out.append(FaithVerdict("Model-randomisation sanity check", status, rule, measured))
+    return tuple(out)
+
+
+def verdict_summary(verdicts: Sequence[FaithVerdict]) -> str:
+    """One line over all verdicts, e.g. ``'1 of 3 faithfulness tests passed (deletion vs random: fail, ...)'``."""
+    n = sum(v.passed for v in verdicts)
+    parts = ", ".join(f"{v.test.lower()}: {v.status}" for v in verdicts)
+    return f"{n} of {len(verdicts)} faithfulness tests passed ({parts})"
+
+
 def _spearman(a: np.ndarray, b: np.ndarray) -> float:
     """Spearman rank correlation of two maps (:func:`scipy.stats.spearmanr`, average ranks for ties). A constant
     map, where spearmanr gives NaN (and warns), counts as 0 (1 when both maps are the same constant); NaN in a map

@@ -10,15 +10,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
-import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
+
+from e2e.helpers import STEP_TIMEOUT_MS, serve
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts" / "e2e"
@@ -95,55 +91,12 @@ def app_dirs(tmp_path_factory) -> dict[str, Path]:
     return dirs
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_http_200(url: str, proc: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"`make run` exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                if r.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"no HTTP 200 from {url} within {timeout:.0f} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="session")
 def app_url(chromium, app_dirs, artifacts) -> str:
     """The app started exactly as the README says (`PORT=<port> make run`), stopped at the end of the session."""
-    port = _free_port()
-    env = {**os.environ, "PORT": str(port), "ECG_INSIGHT_HOME": str(app_dirs["home"]),
-           "ECG_INSIGHT_MODELS": str(app_dirs["models"]), "PYTHONUNBUFFERED": "1"}
-    env.pop("ECG_INSIGHT_TESTS_KEEP_HOME", None)
-    log = artifacts / "server.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_http_200(url + "/_stcore/health", proc, log, SERVER_START_S)
-        _wait_http_200(url + "/", proc, log, 30)
+    env = {"ECG_INSIGHT_HOME": str(app_dirs["home"]), "ECG_INSIGHT_MODELS": str(app_dirs["models"])}
+    with serve(env, artifacts / "server.log", start_s=SERVER_START_S) as url:
         yield url
-    finally:
-        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-            if proc.poll() is not None:
-                break
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(wait)
-            except subprocess.TimeoutExpired:
-                continue
 
 
 @pytest.fixture(scope="session")
@@ -156,3 +109,13 @@ def browser(chromium):
             yield b
         finally:
             b.close()
+
+
+@pytest.fixture(scope="module")
+def page(browser, app_url):
+    """One desktop-sized page per test module (1400 x 1200)."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1200})
+    pg = context.new_page()
+    pg.set_default_timeout(STEP_TIMEOUT_MS)
+    yield pg
+    context.close()
