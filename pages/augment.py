@@ -16,7 +16,9 @@ from ecg_core.core.errors import EcgCoreError
 
 st.title("🎛️ Augment")
 st.caption("Augmentation runs online, on the training split only; validation and test images are never "
-           "augmented or copied. The training job uses exactly these presets and this balancing plan.")
+           "augmented or copied. The sliders below preview a preset: a training job uses the named preset chosen "
+           "on the Train page (default \"light\") with its stored values, not these sliders. The balancing plan "
+           "below is the one the job computes.")
 
 index = common.require_dataset()
 ok = index[index["error"] == ""]
@@ -91,7 +93,7 @@ with right:
         cols = st.columns(3)
         for i, (col, v) in enumerate(zip(cols, variants[row: row + 3])):
             col.image(v, caption=f"variant {row + i + 1}", width="stretch")
-with st.expander("Augmentation config (stored with the training run)"):
+with st.expander("Augmentation config of this preview (a run stores the config of its Train-page preset)"):
     st.json({f.name: getattr(cfg, f.name) for f in fields(cfg)})
 
 st.subheader("Class-balancing plan (training split only)")

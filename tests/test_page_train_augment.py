@@ -312,3 +312,13 @@ def test_train_page_trains_with_the_preprocess_pages_settings_or_says_it_does_no
     args = started[1][0]["args"]
     assert "--config" not in args and args[args.index("--height") + 1] == "192"
     assert job_preprocess(args) == PreprocessConfig()
+
+
+def test_augment_page_does_not_claim_the_job_uses_its_sliders(small_set, tmp_path, monkeypatch):
+    """Issue 19.3 follow-up: the page said "The training job uses exactly these presets", but a job uses the preset
+    named on the Train page with its stored values; the page must say so."""
+    at = _page("augment.py", small_set, tmp_path / "m", monkeypatch).run()
+    assert not at.exception
+    text = " ".join(c.value for c in at.caption)
+    assert "exactly these presets" not in text
+    assert "chosen on the Train page" in text and "not these sliders" in text
