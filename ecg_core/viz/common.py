@@ -6,12 +6,18 @@ import pandas as pd
 import plotly.graph_objects as go
 
 
-def empty_figure(message: str = "no data") -> go.Figure:
+def empty_figure(message: str = "no data", *, title: str | None = None, color: str | None = None,
+                 layout: dict | None = None) -> go.Figure:
+    """An empty figure with ``message`` in the middle (axes hidden): 250 px high by default, or ``layout``."""
     fig = go.Figure()
-    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font={"size": 16})
+    font = {"size": 16, **({"color": color} if color else {})}
+    fig.add_annotation(text=message, showarrow=False, x=0.5, y=0.5, xref="paper", yref="paper", font=font)
     fig.update_xaxes(visible=False)
     fig.update_yaxes(visible=False)
-    fig.update_layout(height=250, margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    compact = {"height": 250, "margin": {"l": 10, "r": 10, "t": 30, "b": 10}}
+    fig.update_layout(**(layout if layout is not None else compact))
+    if title is not None:
+        fig.update_layout(title=title)
     return fig
 
 

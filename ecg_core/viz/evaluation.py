@@ -20,7 +20,7 @@ from plotly.subplots import make_subplots
 
 from ecg_core.core.errors import ConfigError
 from ecg_core.ml.report import CI_CLASS_METRICS, EvalReport, ci_key
-from ecg_core.viz.common import VALUE_TICKS, integer_ticks
+from ecg_core.viz.common import VALUE_TICKS, empty_figure, integer_ticks
 
 __all__ = [
     "confusion_heatmap",
@@ -51,15 +51,8 @@ Reports = Mapping[str, EvalReport] | Sequence[EvalReport] | EvalReport
 
 
 def no_data_figure(title: str | None = None, message: str = "no data") -> go.Figure:
-    """An empty figure with ``message`` in the middle (axes hidden)."""
-    fig = go.Figure()
-    fig.add_annotation(
-        text=message, x=0.5, y=0.5, xref="paper", yref="paper", showarrow=False, font={"size": 16, "color": "grey"}
-    )
-    fig.update_xaxes(visible=False)
-    fig.update_yaxes(visible=False)
-    fig.update_layout(title=title, template="plotly_white")
-    return fig
+    """An empty evaluation figure with ``message`` in the middle (grey, axes hidden, the white template)."""
+    return empty_figure(message, title=title, color="grey", layout={"template": "plotly_white"})
 
 
 def metrics_by_model(
