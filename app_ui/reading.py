@@ -116,20 +116,13 @@ def record_section(paper: str, artifacts: bool) -> None:
 
 
 def rhythm_strip_csv(dig: Any) -> bytes:
-    """The rhythm strip of a :class:`~ecg_core.reports.reading.digitize.Digitized` (gaps bridged linearly, NaN ends
-    cut) as CSV bytes with a ``time`` column in seconds and one column named after its lead."""
-    x = np.asarray(dig.rhythm, dtype=np.float64)
-    ok = np.flatnonzero(np.isfinite(x))
-    if ok.size < 2 * dig.fs:
-        from ecg_core.core.errors import EcgCoreError
+    """The rhythm strip of a :class:`~ecg_core.reports.reading.digitize.Digitized` (see
+    :func:`~ecg_core.reports.reading.formats.rhythm_strip_signal`) as CSV bytes with a ``time`` column in seconds and
+    one column named after its lead: what the Arrhythmia page reads."""
+    from ecg_core.reports.reading.formats import rhythm_strip_signal
 
-        raise EcgCoreError("no rhythm strip of at least 2 s could be read off this report")
-    x = x[ok[0] : ok[-1] + 1]
-    idx = np.arange(len(x))
-    good = np.isfinite(x)
-    x = np.interp(idx, idx[good], x[good])
-    lead = dig.rhythm_lead or "rhythm"
-    df = pd.DataFrame({"time": np.round(idx / dig.fs, 6), lead: np.round(x, 4)})
+    x, lead = rhythm_strip_signal(dig)
+    df = pd.DataFrame({"time": np.round(np.arange(len(x)) / dig.fs, 6), lead: np.round(x, 4)})
     return df.to_csv(index=False).encode()
 
 

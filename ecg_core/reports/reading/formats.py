@@ -73,6 +73,19 @@ def csv_bytes(signals: np.ndarray, fs: float) -> bytes:
     return df.to_csv(index=False, float_format="%.4f").encode()
 
 
+def rhythm_strip_signal(dig: Digitized) -> tuple[np.ndarray, str]:
+    """The rhythm strip as one continuous signal (mV at ``dig.fs``): NaN ends cut, inner gaps bridged linearly, with
+    the name of its lead ("rhythm" when unknown). Raises :class:`EcgCoreError` when less than 2 s could be read."""
+    x = np.asarray(dig.rhythm, dtype=np.float64)
+    ok = np.flatnonzero(np.isfinite(x))
+    if ok.size < 2 * dig.fs:
+        raise EcgCoreError("no rhythm strip of at least 2 s could be read off this report")
+    x = x[ok[0] : ok[-1] + 1]
+    idx = np.arange(len(x))
+    good = np.isfinite(x)
+    return np.interp(idx, idx[good], x[good]), dig.rhythm_lead or "rhythm"
+
+
 def write_csv(signals: np.ndarray, fs: float, path: str | Path) -> Path:
     return atomic_write_bytes(path, csv_bytes(signals, fs))
 
