@@ -433,7 +433,11 @@ def sandbox(tmp_path, monkeypatch) -> Sandbox:
     stray = [k for k in home if k.split(os.sep)[0] not in ALLOWED_HOME_PREFIXES]
     assert not stray, f"unexpected files in ECG_INSIGHT_HOME: {stray}"
     uploads = [k for k in home if k.startswith("uploads" + os.sep)]
-    assert all(k.split(os.sep)[1].startswith(("zip-", "batch-")) for k in uploads), uploads  # no escaped/temp file
+    # imported archives (zip-*, batch-*), in one folder per browser session (s-<id>) when imported through a page;
+    # no escaped or temporary file
+    parts = [k.split(os.sep) for k in uploads]
+    assert all(p[1].startswith(("zip-", "batch-")) or (p[1].startswith("s-") and (
+               len(p) == 2 or p[2].startswith(("zip-", "batch-")))) for p in parts), uploads
     assert not [k for k in _snapshot(root) if "evil" in k], "an escaping zip entry was written"
     assert not EVIL_ABSOLUTE.exists() and not list(Path("/tmp").glob(f"{EVIL_TOKEN}*"))
 
@@ -605,7 +609,8 @@ def test_zip_with_every_bad_image_through_sidebar(sandbox):
     assert_clean(at)
     assert not at.sidebar.error and not at.sidebar.warning  # every entry has an image extension: all imported
     root = Path(at.session_state["app_dataset_root"])
-    assert root.parent == sandbox.home / "uploads" and root.name.startswith("zip-")
+    assert root.parent.parent == sandbox.home / "uploads" and root.parent.name.startswith("s-")  # per session
+    assert root.name.startswith("zip-")
     _check_batch_index(dataset.scan(root))
     at = app(sandbox, "pages/data.py")
     at.session_state["app_dataset_root"] = str(root)
@@ -720,6 +725,7 @@ def test_explain_batch_folder_with_every_bad_image(sandbox, explain_models, monk
     """Batch mode over a folder holding every image case: one row per file, the good reports predicted."""
     monkeypatch.setenv("ECG_INSIGHT_MODELS", str(explain_models))
     root = sandbox.data / "batch"
+    monkeypatch.setenv("ECG_INSIGHT_DATA_ROOTS", str(sandbox.data))  # a typed folder must lie inside the data roots
     for case in IMAGE_CASES:
         (root / case.filename).parent.mkdir(parents=True, exist_ok=True)
         (root / case.filename).write_bytes(case.make())

@@ -43,11 +43,13 @@ def _weights_digest(model) -> str:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory) -> Path:
-    """A registry with one usable cardiac-4 run: a shipped one when available, else a tiny one trained here."""
+    """A registry with one usable cardiac-4 Keras run (these tests share one explainer between sessions): a shipped
+    one when available, else a tiny one trained here."""
     root = tmp_path_factory.mktemp("conc") / "models"
     root.mkdir()
     shipped = [r for r in registry.list_runs(REPO / "models")
-               if r.usable and r.meta.get("preset") == "cardiac-4" and r.meta.get("class_names")]
+               if r.usable and r.meta.get("preset") == "cardiac-4" and r.meta.get("class_names")
+               and not r.is_measurement]
     if shipped:
         shutil.copytree(shipped[0].path, root / shipped[0].path.name, ignore=shutil.ignore_patterns("checkpoints"))
     else:
@@ -274,5 +276,6 @@ def test_same_zip_imported_by_two_sessions_at_once(tmp_path, monkeypatch):
         assert not errors, errors
         uploads = tmp_path / f"home{trial}" / "uploads"
         assert len(set(results)) == 1 and results[0], results
-        assert sorted(p.name for p in uploads.iterdir()) == [Path(results[0]).name]  # no .zipimport-* left
+        assert Path(results[0]).parent.parent == uploads  # the (one, thread-shared) session folder of uploads
+        assert sorted(p.name for p in Path(results[0]).parent.iterdir()) == [Path(results[0]).name]  # no temp left
         assert len(list(Path(results[0]).rglob("*.png"))) == 40

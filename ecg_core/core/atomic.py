@@ -28,8 +28,10 @@ class FileWriteError(ConfigError):
     """A file could not be written; the message names the file and the likely cause."""
 
 
-def atomic_write_via(path: str | Path, write: Callable[[IO[bytes]], Any], *, suffix: str = ".tmp") -> Path:
-    """Write ``path`` atomically by calling ``write(f)`` on a temporary binary file beside it."""
+def atomic_write_via(path: str | Path, write: Callable[[IO[bytes]], Any], *, suffix: str = ".tmp",
+                     mode: int = FILE_MODE) -> Path:
+    """Write ``path`` atomically by calling ``write(f)`` on a temporary binary file beside it. ``mode``: the final
+    file's permissions (0600 for a secret: the temporary file is 0600 from the start, so it is never readable)."""
     p = Path(path)
     fd, tmp = _guarded(p, lambda: tempfile.mkstemp(prefix=f".{p.name}.", suffix=suffix, dir=_make_parent(p)))
 
@@ -39,16 +41,16 @@ def atomic_write_via(path: str | Path, write: Callable[[IO[bytes]], Any], *, suf
             f.flush()
             os.fsync(f.fileno())
 
-    return _commit(p, Path(tmp), fill)
+    return _commit(p, Path(tmp), fill, mode)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+def atomic_write_bytes(path: str | Path, data: bytes, *, mode: int = FILE_MODE) -> Path:
     """Write ``data`` to ``path`` atomically."""
-    return atomic_write_via(path, lambda f: f.write(data))
+    return atomic_write_via(path, lambda f: f.write(data), mode=mode)
 
 
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
+def atomic_write_text(path: str | Path, text: str, *, mode: int = FILE_MODE) -> Path:
+    return atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 
 
 def atomic_write_json(path: str | Path, obj: Any, *, indent: int | None = 1) -> Path:
@@ -83,11 +85,12 @@ def _guarded(p: Path, action: Callable[[], Any]) -> Any:
         raise write_error(p, e) from e
 
 
-def _commit(p: Path, tmp: Path, fill: Callable[[], None]) -> Path:
-    """Fill the temporary file, make it 0644 and rename it over ``p``; on any failure remove it and raise."""
+def _commit(p: Path, tmp: Path, fill: Callable[[], None], mode: int = FILE_MODE) -> Path:
+    """Fill the temporary file, set its mode (0644 by default) and rename it over ``p``; on any failure remove it
+    and raise."""
     try:
         fill()
-        os.chmod(tmp, FILE_MODE)
+        os.chmod(tmp, mode)
         os.replace(tmp, p)
     except OSError as e:
         unlink_quietly(tmp)

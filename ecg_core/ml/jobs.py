@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from ecg_core.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
+from ecg_core.core.errors import EcgCoreError
 from ecg_core.core.paths import REPO_ROOT
 from ecg_core.ml import registry
 
@@ -212,8 +213,70 @@ def start_queue(models_dir: str | Path, queue_id: str, runs: list[dict[str, Any]
     return JobHandle(Path(models_dir) / runs[0]["run_id"], proc.pid)
 
 
+def running_jobs(models_dir: str | Path) -> list[str]:
+    """Run ids of the training jobs running now in ``models_dir``, whichever session or queue started them: a job
+    pid file (``.jobs/<run>.pid``) whose process is alive and whose run has not ended (no ``run.json`` yet, or
+    status ``running``)."""
+    jobs_dir = Path(models_dir) / ".jobs"
+    if not jobs_dir.is_dir():
+        return []
+    out = []
+    for pid_file in sorted(jobs_dir.glob("*.pid")):
+        if pid_file.name.startswith("queue-"):
+            continue
+        run_dir = Path(models_dir) / pid_file.stem
+        if not is_alive(job_pid(run_dir)):
+            continue
+        if (run_dir / registry.RUN_JSON).exists() and registry.read_run(run_dir).status != "running":
+            continue
+        out.append(pid_file.stem)
+    return out
+
+
+def _max_jobs(spec: dict[str, Any]) -> int:
+    from ecg_core.core.quota import limits_from_env
+
+    try:
+        return max(1, int(spec.get("max_jobs") or limits_from_env(os.environ).max_jobs))
+    except (ValueError, TypeError, EcgCoreError):
+        return 1
+
+
+def start_when_free(models_dir: Path, run_id: str, args: list[str], *, max_jobs: int, stop_file: Path | None = None,
+                    poll_s: float = 1.0) -> JobHandle | None:
+    """Start the job once fewer than ``max_jobs`` jobs run in ``models_dir`` (all sessions and queues count); the
+    check and the start hold ``.jobs/start.lock``, so two runners never both take the last slot. Returns None when
+    ``stop_file`` appears while waiting."""
+    import fcntl
+
+    jobs_dir = models_dir / ".jobs"
+    jobs_dir.mkdir(parents=True, exist_ok=True)
+    while True:
+        if stop_file is not None and stop_file.exists():
+            return None
+        with open(jobs_dir / "start.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            if len(running_jobs(models_dir)) < max_jobs:
+                return start_job(args, models_dir / run_id)
+        time.sleep(poll_s)
+
+
+def _models_quota_problem(models_dir: Path) -> str:
+    from ecg_core.core import quota
+
+    try:
+        limits = quota.limits_from_env(os.environ)
+        quota.check_quota(models_dir, 0, limits.models_quota_bytes, what="trained runs",
+                          env_name=quota.MODELS_QUOTA_ENV, hint="Delete runs on the Train page.")
+    except EcgCoreError as e:
+        return str(e)
+    return ""
+
+
 def run_queue(path: str | Path) -> int:
-    """Body of the queue runner: start each run, wait for it, stop when the queue's stop file appears."""
+    """Body of the queue runner: start each run when a job slot is free (at most ``max_jobs`` of the queue file,
+    else ``ECG_INSIGHT_MAX_JOBS``, jobs at once over all queues), wait for it; stop when the queue's stop file
+    appears or the trained runs are over their disk quota (the waiting runs then read "cancelled")."""
     import json
 
     qf = Path(path)
@@ -221,10 +284,18 @@ def run_queue(path: str | Path) -> int:
     models_dir = qf.parent.parent
     stop_file = qf.with_name(qf.name + QUEUE_STOP_SUFFIX)
     atomic_write_text(qf.with_suffix(".pid"), str(os.getpid()))
+    max_jobs = _max_jobs(spec)
     for item in spec["runs"]:
         if stop_file.exists():
             break
-        h = start_job(list(item["args"]), models_dir / item["run_id"])
+        problem = _models_quota_problem(models_dir)
+        if problem:  # checked before each run starts writing
+            print(f"queue {spec.get('queue_id')}: {problem}", flush=True)
+            stop_queue(models_dir, str(spec.get("queue_id", qf.stem[len("queue-"):])))
+            break
+        h = start_when_free(models_dir, item["run_id"], list(item["args"]), max_jobs=max_jobs, stop_file=stop_file)
+        if h is None:
+            break
         while True:
             try:
                 pid, _ = os.waitpid(h.pid, 0)

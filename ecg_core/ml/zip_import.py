@@ -23,7 +23,7 @@ from ecg_core.core.errors import ConfigError, DatasetError
 from ecg_core.imaging.loader import IMAGE_EXTENSIONS
 from ecg_core.ml.dataset import SIDECAR_EXTENSIONS, SKIP_DIRS
 
-__all__ = ["ZipImport", "ZipLimits", "extract_zip"]
+__all__ = ["ZipImport", "ZipLimits", "declared_size", "extract_zip"]
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,26 @@ def _safe_member_name(name: str) -> str | None:
     return "/".join(parts)
 
 
+def _open_zip(source: str | Path | bytes) -> zipfile.ZipFile:
+    import io as _io
+
+    try:
+        return zipfile.ZipFile(_io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
+        raise DatasetError(f"not a readable zip archive ({e}); upload a .zip of class folders.") from e
+
+
+def declared_size(source: str | Path | bytes) -> int:
+    """Bytes the archive's entries declare once extracted (what a quota is checked against before extraction;
+    :func:`extract_zip` stops an archive that writes more than its limits). Raises :class:`DatasetError` when it is
+    not a readable zip."""
+    with _open_zip(source) as zf:
+        try:
+            return sum(max(i.file_size, 0) for i in zf.infolist())
+        except Exception as e:  # pragma: no cover - corrupted central directory
+            raise DatasetError(f"the zip archive is damaged ({e})") from e
+
+
 def extract_zip(
     source: str | Path | bytes, dest: str | Path, *, limits: ZipLimits = ZipLimits()
 ) -> ZipImport:
@@ -76,15 +96,10 @@ def extract_zip(
     not a zip, holds too many entries, or would expand beyond ``limits.max_total_bytes`` (zip bomb). Extraction
     happens in a temporary folder that is renamed to ``dest`` only when complete.
     """
-    import io as _io
-
     dest = Path(dest)
     if dest.exists() and any(dest.iterdir()):
         raise DatasetError(f"target folder {str(dest)!r} already exists and is not empty")
-    try:
-        zf = zipfile.ZipFile(_io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source)
-    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-        raise DatasetError(f"not a readable zip archive ({e}); upload a .zip of class folders.") from e
+    zf = _open_zip(source)
     with zf:
         try:
             infos = zf.infolist()

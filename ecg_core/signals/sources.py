@@ -8,7 +8,7 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,13 +56,15 @@ def shared_sources(root: str | Path | None = None) -> list[RecordSource]:
     return out
 
 
-def save_upload(files: Sequence[tuple[str, bytes]], dest_root: str | Path | None = None) -> Path:
+def save_upload(files: Sequence[tuple[str, bytes]], dest_root: str | Path | None = None, *,
+                before_write: Callable[[int], object] | None = None) -> Path:
     """Store uploaded files (``(file name, content)`` pairs) and return the path to open with :func:`load_record`.
 
     Accepted: one WFDB record — exactly one ``.hea`` header, its signal file(s) (``.dat``) and optionally the
     ``.atr`` annotations named like the header — or exactly one ``.csv`` / ``.txt`` file of samples. Files go to
     ``dest_root/signal-<content hash>/`` (``dest_root`` defaults to :func:`ecg_core.core.paths.uploads_dir`); the same
     upload twice reuses the folder. Returns the record path without extension (WFDB) or the CSV path.
+    ``before_write(total_bytes)`` is called before a new folder is written (e.g. a quota check that raises).
 
     Raises :class:`SignalLoadError` for no files, unsafe or unsupported names, a mix of WFDB and CSV files, several
     headers, an annotation file of another record, or more than :data:`UPLOAD_MAX_BYTES` in total.
@@ -122,6 +124,8 @@ def save_upload(files: Sequence[tuple[str, bytes]], dest_root: str | Path | None
     root = Path(dest_root) if dest_root is not None else paths.uploads_dir()
     dest = root / f"signal-{digest.hexdigest()[:16]}"
     if not dest.is_dir():
+        if before_write is not None:
+            before_write(total)
         tmp = root / f".signal-tmp-{uuid.uuid4().hex[:8]}"
         try:
             tmp.mkdir(parents=True)

@@ -56,14 +56,15 @@ def wait_http_200(url: str, proc: subprocess.Popen, log: Path, timeout: float) -
 
 
 @contextlib.contextmanager
-def serve(env: Mapping[str, str], log: Path, *, start_s: float) -> Iterator[str]:
-    """``PORT=<port> make run`` with ``env`` added to this process's environment; yields the URL once the app
-    answers, and stops the whole process group at the end."""
+def serve(env: Mapping[str, str], log: Path, *, start_s: float, target: str = "run",
+          make_args: tuple[str, ...] = ()) -> Iterator[str]:
+    """``PORT=<port> make run`` (or ``make <target> <make_args>``) with ``env`` added to this process's
+    environment; yields the URL once the app answers, and stops the whole process group at the end."""
     port = free_port()
     full = {**os.environ, "PYTHONUNBUFFERED": "1", **env, "PORT": str(port)}
     full.pop("ECG_INSIGHT_TESTS_KEEP_HOME", None)
     with open(log, "wb") as out:
-        proc = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=REPO, env=full, stdout=out,
+        proc = subprocess.Popen(["make", target, f"PORT={port}", *make_args], cwd=REPO, env=full, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
