@@ -7,6 +7,7 @@ and to pass without it. They are fast (no TensorFlow) and are part of the `make 
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 from pathlib import Path
 
@@ -797,3 +798,342 @@ def test_bootstrap_option_checks():
     codes, n = bootstrap.group_codes(["b", "a", "b", 7], 4)
     assert codes.tolist() == [0, 1, 0, 2] and n == 3 and codes.dtype == np.int64
     assert bootstrap.group_codes(None, 3)[0].dtype == np.int64
+
+
+# ------------------------------------------------------------------------------------------------ scan: image size
+def _jpeg(path: Path, size: tuple[int, int], *, orientation: int | None = None, seed: int = 0) -> Path:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    im = Image.fromarray(report_like(seed, size=size))
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    im.save(path, format="JPEG", quality=85, exif=exif)
+    return path
+
+
+def test_scan_reports_the_full_size_of_a_big_jpeg(tmp_path):
+    """Planted bugs in ``_header_size``: the header not read (or its size lost), so the index reports the size of
+    the fast draft decode (about 400 x 300) instead of the file's own 1600 x 1200."""
+    from ecg_core.ml import dataset
+
+    _jpeg(tmp_path / "ds" / "Normal" / "big.jpg", (1600, 1200))
+    idx = dataset.scan(tmp_path / "ds")
+    assert (idx.loc[0, "width"], idx.loc[0, "height"]) == (1600, 1200) and idx.loc[0, "error"] == ""
+
+
+@pytest.mark.parametrize(("orientation", "want"), [
+    (None, (1600, 1200)), (1, (1600, 1200)), (3, (1600, 1200)),  # no EXIF rotation / upright / upside down
+    (5, (1200, 1600)), (6, (1200, 1600)), (7, (1200, 1600)), (8, (1200, 1600)),  # the four quarter turns
+])
+def test_scan_size_follows_the_exif_rotation(orientation, want, tmp_path):
+    """The index reports width x height as the image is shown (after EXIF rotation). Planted bugs: the wrong EXIF
+    tag, the swap for the wrong set of orientations (each of 5-8 dropped once, or the test inverted), the swapped
+    size lost (the fast draft decode's 600 x 800 reported instead)."""
+    from ecg_core.ml import dataset
+
+    _jpeg(tmp_path / "ds" / "Normal" / "r.jpg", (1600, 1200), orientation=orientation)
+    idx = dataset.scan(tmp_path / "ds")
+    assert (idx.loc[0, "width"], idx.loc[0, "height"]) == want
+
+
+# ------------------------------------------------------------------------------------------------ duplicate groups
+def test_assign_groups_exact_near_and_unreadable_items():
+    """Groups: exact copies (same hash) always, near copies (fingerprint similarity >= threshold, the threshold
+    itself included) only with a threshold, -1 for unreadable items, ids 0.. in order of first appearance."""
+    from ecg_core.ml.dataset import assign_groups
+
+    e = np.eye(4, dtype=np.float32)
+    half = np.full(4, 0.5, np.float32)  # similarity exactly 0.5 with each unit vector
+    hashes = ["a", "b", "a", "c", "d", "e"]
+    prints = [e[0], e[1], e[0], half, None, e[3]]
+    # exact only: 0 and 2 share a hash
+    assert assign_groups(hashes, prints, near_threshold=None) == [0, 1, 0, 2, -1, 3]
+    # at 0.5 the half vector is a near copy of every unit vector: all readable items are one group
+    assert assign_groups(hashes, prints, near_threshold=0.5) == [0, 0, 0, 0, -1, 0]
+    assert assign_groups(hashes, prints, near_threshold=0.51) == [0, 1, 0, 2, -1, 3]
+    # an unreadable item does not join the group of its hash
+    assert assign_groups(["a", "a", "a"], [None, e[0], e[0]], near_threshold=0.9) == [-1, 0, 0]
+    assert assign_groups([], [], near_threshold=0.9) == []
+
+
+def test_assign_groups_finds_near_copies_across_and_inside_later_chunks():
+    """More than 1024 distinct images: similarities are computed 1024 rows at a time. Planted bugs: a pair whose
+    first member lies in the second chunk, or whose members lie in different chunks, not found (row offsets)."""
+    from ecg_core.ml.dataset import assign_groups
+
+    n = 1100
+    prints = list(np.eye(n, dtype=np.float32))
+    prints[1050] = prints[3].copy()  # near copy across chunks (other bytes, same picture)
+    prints[1030] = prints[1040].copy()  # near copy inside the second chunk
+    groups = assign_groups([f"h{i}" for i in range(n)], prints, near_threshold=0.95)
+    assert groups[1050] == groups[3] and groups[1030] == groups[1040]
+    assert len(set(groups)) == n - 2
+    assert groups[:5] == [0, 1, 2, 3, 4] and groups[1040] == 1030  # ids in order of first appearance
+
+
+# ------------------------------------------------------------------------------------------------ fingerprint
+def _page(h: int = 240, w: int = 320) -> np.ndarray:
+    img = report_like(11, size=(w, h))
+    return img
+
+
+@pytest.mark.parametrize("band", ["top", "bottom", "left", "right"])
+def test_fingerprint_ignores_the_header_footer_and_margins(band):
+    """The fingerprint reads the trace area only: the header band (top 15 %, patient name, date), the footer
+    (bottom 4 %) and the side margins (3 % left, 2 % right) are cut off, so a copy with another header is still a
+    near copy. Planted bugs: a band not cut (``/`` for ``*``, ``+`` for ``-``), or no crop at all."""
+    from ecg_core.ml.dataset import fingerprint
+
+    img = _page()
+    other = img.copy()
+    rows, cols = {"top": (slice(0, 30), slice(None)), "bottom": (slice(233, 240), slice(None)),
+                  "left": (slice(None), slice(0, 8)), "right": (slice(None), slice(316, 320))}[band]
+    other[rows, cols] = 0  # black ink where only the cut-off band is
+    assert np.array_equal(fingerprint(img), fingerprint(other))
+    inside = img.copy()
+    inside[100:110, 100:140] = 0  # the same ink inside the trace area does change it
+    assert not np.array_equal(fingerprint(img), fingerprint(inside))
+
+
+def test_fingerprint_is_centred_unit_float32_with_ink_positive():
+    """Module docstring: ink made positive, mean removed, unit norm, a (96*64,) float32 vector. Planted bugs:
+    paper made positive, the mean added instead of removed, float64 returned."""
+    from ecg_core.ml.dataset import fingerprint
+
+    img = np.full((240, 320, 3), 255, np.uint8)
+    img[100:140, 150:170] = 0  # one black block in the trace area
+    fp = fingerprint(img)
+    assert fp.dtype == np.float32 and fp.shape == (96 * 64,)
+    assert abs(float(fp.mean())) < 1e-6 and float(np.linalg.norm(fp)) == pytest.approx(1.0, abs=1e-5)
+    thumb = fp.reshape(64, 96)
+    assert thumb.max() == fp.max() > 0 and thumb[0, 0] < 0  # the ink cells are the largest, the paper negative
+    assert thumb[int(64 * 0.5), int(96 * 0.5)] > 0
+    # a grey copy of the same page (other colour depth) gives the same fingerprint
+    gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
+    assert np.allclose(fingerprint(gray), fp, atol=1e-6)
+
+
+def test_fingerprint_of_a_blank_or_nearly_blank_page():
+    """A blank page has no ink: its fingerprint is all zeros (not NaN from 0 / 0); a nearly blank page is still
+    scaled to unit norm, however faint its ink. Planted bugs: the norm test dropped or set at 1."""
+    from ecg_core.ml.dataset import fingerprint
+
+    blank = np.full((240, 320, 3), 255, np.uint8)
+    fp = fingerprint(blank)
+    assert np.isfinite(fp).all() and not fp.any()
+    faint = blank.copy()
+    faint[120, 160] = 250  # one barely darker pixel: the raw thumbnail's norm is below 1
+    assert float(np.linalg.norm(fingerprint(faint))) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_two_distinct_images_that_are_near_copies_form_one_group():
+    """Only two distinct files: the similarity pass must still run. Planted bug: it needed 3 or more."""
+    from ecg_core.ml.dataset import assign_groups
+
+    v = np.array([1.0, 0.0], np.float32)
+    assert assign_groups(["a", "b"], [v, v.copy()], near_threshold=0.95) == [0, 0]
+    assert assign_groups(["a", "a"], [v, v.copy()], near_threshold=0.95) == [0, 0]
+
+
+# ------------------------------------------------------------------------------------------------ scan: the index rows
+def test_scan_rows_for_good_broken_unreadable_and_unknown_files(tmp_path, monkeypatch):
+    """Every column of the index for a readable image, a broken image, a file that cannot be read and an image in
+    a folder that is no class of the preset. Planted bugs: a column renamed or left at its placeholder (n_bytes
+    0 for every file, no class_folder), another label than -1 / class name for unknown folders, the error message
+    without the file name or lost."""
+    from ecg_core.core.errors import ImageLoadError
+    from ecg_core.core.hashing import file_hash
+    from ecg_core.ml import dataset
+
+    from conftest import write_image
+
+    root = tmp_path / "ds"
+    good = write_image(root / "Normal" / "good.png", report_like(3, size=(160, 120)))
+    (root / "Normal" / "broken.png").write_bytes(b"not really a png")
+    write_image(root / "Normal" / "locked.png", report_like(4, size=(160, 120)))
+    write_image(root / "Scans" / "other.png", report_like(5, size=(160, 120)))
+    real_read = dataset.read_bytes
+
+    def read_bytes(path, *a, **kw):
+        if Path(path).name == "locked.png":
+            raise ImageLoadError("locked.png: the file cannot be read (permission denied).")
+        return real_read(path, *a, **kw)
+
+    monkeypatch.setattr(dataset, "read_bytes", read_bytes)
+    idx = dataset.scan(root).set_index("rel_path")
+    g = idx.loc[str(Path("Normal") / "good.png")]
+    assert (g["class_folder"], g["label"], g["class_name"]) == ("Normal", 2, "Normal")
+    assert g["n_bytes"] == good.stat().st_size and g["sha256"] == file_hash(good.read_bytes())
+    assert (g["width"], g["height"], g["error"]) == (160, 120, "")
+    b = idx.loc[str(Path("Normal") / "broken.png")]
+    assert b["n_bytes"] == 16 and b["sha256"] == file_hash(b"not really a png") and b["group"] == -1
+    assert (b["width"], b["height"]) == (0, 0) and b["error"].startswith("broken.png: ")
+    locked = idx.loc[str(Path("Normal") / "locked.png")]
+    assert (locked["n_bytes"], locked["sha256"], locked["width"], locked["height"]) == (0, "", 0, 0)
+    assert locked["error"] == "locked.png: the file cannot be read (permission denied)." and locked["group"] == -1
+    o = idx.loc[str(Path("Scans") / "other.png")]
+    assert (o["class_folder"], o["label"], o["class_name"]) == ("Scans", -1, "")
+    assert idx.attrs["unknown_folders"] == ["Scans"]
+
+
+@pytest.mark.parametrize(("value", "ok"), [(0.0, False), (-0.1, False), (1.5, False), (1.0, True), (0.5, True)])
+def test_scan_near_threshold_bounds(value, ok, tmp_path):
+    """near_threshold is a correlation in (0, 1]: 1.0 (identical fingerprints only) is allowed, 0 and above 1
+    are not. Planted bugs: the bounds moved (``<=`` / ``<``, 2.0), the message lost."""
+    from ecg_core.ml import dataset
+
+    from conftest import write_image
+
+    write_image(tmp_path / "ds" / "Normal" / "a.png", report_like(1, size=(96, 64)))
+    if ok:
+        assert dataset.scan(tmp_path / "ds", near_threshold=value).attrs["near_threshold"] == value
+    else:
+        with pytest.raises(dataset.ConfigError, match=rf"^near_threshold must be in \(0, 1\] or None, got {value}$"):
+            dataset.scan(tmp_path / "ds", near_threshold=value)
+
+
+def test_scan_folder_errors_name_the_folder(tmp_path, monkeypatch):
+    """Planted bugs: the messages name ``None`` instead of the folder, or hide the reason."""
+    from ecg_core.ml import dataset
+
+    missing = tmp_path / "nope"
+    with pytest.raises(DatasetError, match="^" + re.escape(f"dataset folder {str(missing)!r} does not exist")):
+        dataset.scan(missing)
+    (tmp_path / "f.png").write_bytes(b"x")
+    with pytest.raises(DatasetError, match="^" + re.escape(f"{str(tmp_path / 'f.png')!r} is a file, not a folder")):
+        dataset.scan(tmp_path / "f.png")
+    (tmp_path / "ds").mkdir()
+
+    def denied(root):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(dataset, "_iter_files", denied)
+    with pytest.raises(DatasetError, match="^" + re.escape(
+            f"cannot read dataset folder {str((tmp_path / 'ds').resolve())!r}: Permission denied") + "$"):
+        dataset.scan(tmp_path / "ds")
+
+
+def test_scan_reports_progress_and_describes_itself_in_attrs(tmp_path):
+    """progress(i, n) after each file, i = 1..n; attrs name the class root actually used (inside a wrapper
+    folder), the preset and the threshold. Planted bugs: progress off by one or without its total, an attr lost."""
+    from ecg_core.ml import dataset
+
+    from conftest import write_image
+
+    for i in range(3):
+        write_image(tmp_path / "ds" / "wrapper" / "Normal" / f"{i}.png", report_like(20 + i, size=(96, 64)))
+    calls: list[tuple[int, int]] = []
+    idx = dataset.scan(tmp_path / "ds", near_threshold=0.9, progress=lambda i, n: calls.append((i, n)))
+    assert calls == [(1, 3), (2, 3), (3, 3)]
+    assert idx.attrs["root"] == str((tmp_path / "ds" / "wrapper").resolve())
+    assert (idx.attrs["preset"], idx.attrs["near_threshold"]) == ("cardiac-4", 0.9)
+
+
+# ------------------------------------------------------------------------------------------------ scan: the folder walk
+def test_scan_walk_skips_hidden_metadata_links_and_non_images_and_keeps_going(tmp_path):
+    """What the folder walk lists, skips (with a reason) or ignores silently, and that it goes on after each.
+    Planted bugs: ``break`` for ``continue`` (files after a skipped one lost), hidden or ``__MACOSX`` folders
+    scanned, the reasons' text lost, a loose file's name taken as its class folder."""
+    from ecg_core.ml import dataset
+
+    from conftest import write_image
+
+    root = tmp_path / "ds"
+    img = report_like(7, size=(96, 64))
+    write_image(root / ".cache" / "h.png", img)  # hidden folder: ignored
+    write_image(root / "Normal" / "__MACOSX" / "m.png", img)  # OS metadata folder: ignored
+    write_image(root / "Normal" / "a.png", report_like(8, size=(96, 64)))
+    (root / "Normal" / "a.json").write_text("{}")  # sidecar: ignored
+    write_image(root / "Normal" / "b.png", report_like(9, size=(96, 64)))
+    (root / "Normal" / "c_link.png").symlink_to(root / "Normal" / "a.png")
+    write_image(root / "Normal" / "d.png", report_like(10, size=(96, 64)))
+    (root / "Normal" / "e.txt").write_text("notes")
+    (root / "Normal" / "f").write_text("no extension")
+    write_image(root / "Normal" / "g.png", report_like(11, size=(96, 64)))
+    write_image(root / "loose.png", report_like(12, size=(96, 64)))
+    idx = dataset.scan(root)
+    by_rel = idx.set_index("rel_path")
+    names = [str(Path("Normal") / n) for n in ("a.png", "b.png", "d.png", "g.png")]
+    assert sorted(by_rel.index) == sorted([*names, "loose.png"])
+    assert idx.attrs["skipped"] == [(str(Path("Normal") / "c_link.png"), "symbolic link (not followed)"),
+                                    (str(Path("Normal") / "e.txt"), "not an image file (.txt)"),
+                                    (str(Path("Normal") / "f"), "not an image file (no extension)")]
+    assert (by_rel.loc["loose.png", "class_folder"], by_rel.loc["loose.png", "label"]) == ("", -1)
+    assert idx.attrs["unknown_folders"] == []
+
+
+def test_list_class_folders_only_visible_folders(tmp_path):
+    from ecg_core.ml.dataset import list_class_folders
+
+    for d in ("Normal", "MI", ".git", "__MACOSX"):
+        (tmp_path / d).mkdir()
+    (tmp_path / "readme.txt").write_text("x")
+    assert [p.name for p in list_class_folders(tmp_path)] == ["MI", "Normal"]
+
+
+@pytest.mark.parametrize(("layout", "root_at"), [
+    (["w/Normal/a.png", "w/MI/b.png"], "w"),  # one wrapper folder (a zip's top folder): descended into
+    (["w/Normal/a.png", "w/MI/b.png", "README.txt"], "w"),  # a text file beside it does not stop that
+    (["w/Normal/a.png", "w/MI/b.png", "loose.PNG"], ""),  # a loose image does: the root is the dataset
+    (["Normal/a.png", "Normal/more/b.png"], ""),  # a single *class* folder is not a wrapper
+    (["w1/w2/w3/w4/Normal/a.png", "w1/w2/w3/w4/MI/b.png"], "w1/w2/w3"),  # at most three wrapper levels
+])
+def test_scan_descends_through_wrapper_folders_only(layout, root_at, tmp_path):
+    """Planted bugs: loose images not seen (upper-cased suffix, ``or`` for ``and``, ``not in``), the class-name
+    test of the single folder dropped, another depth limit."""
+    from ecg_core.ml import dataset
+
+    from conftest import write_image
+
+    root = tmp_path / "ds"
+    for i, rel in enumerate(layout):
+        if rel.endswith(".txt"):
+            (root / rel).write_text("x")
+        else:
+            write_image(root / rel, report_like(30 + i, size=(96, 64)))
+    idx = dataset.scan(root)
+    assert idx.attrs["root"] == str((root / root_at).resolve())
+
+
+# ------------------------------------------------------------------------------------------------ small contracts
+def test_atomic_writes_honour_the_requested_file_mode(tmp_path):
+    """Planted bugs: ``mode`` not passed on by atomic_write_bytes / atomic_write_text / atomic_write_via (a
+    private file, e.g. the login file, would get the default mode)."""
+    import os
+    import stat
+
+    from ecg_core.core import atomic
+
+    for name, write in [("b", lambda p: atomic.atomic_write_bytes(p, b"x", mode=0o600)),
+                        ("t", lambda p: atomic.atomic_write_text(p, "x", mode=0o600)),
+                        ("v", lambda p: atomic.atomic_write_via(p, lambda f: f.write(b"x"), mode=0o600))]:
+        path = write(tmp_path / name)
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600, name
+        assert path.read_bytes() == b"x"
+
+
+def test_few_images_order_and_empty_inputs():
+    """Cells sorted by images, then class, then split in the order train, val, test (not alphabetical); an
+    empty or foreign table gives the empty table with its columns. Planted bugs: the split rank dropped, the
+    empty-table checks joined with ``and``, the columns lost."""
+    cols = ["class_name", "split", "images", "files"]
+    groups = pd.DataFrame({"test": [1, 2], "train": [1, 9], "val": [1, 2]}, index=["MI", "Normal"])
+    table = pd.concat({"distinct groups": groups, "files": groups * 2}, axis=1)
+    out = splits.few_images(table, minimum=3)
+    assert list(out.columns) == cols
+    assert list(zip(out["class_name"], out["split"], out["images"])) == [
+        ("MI", "train", 1), ("MI", "val", 1), ("MI", "test", 1), ("Normal", "val", 2), ("Normal", "test", 2)]
+    for empty in (None, pd.DataFrame(), pd.DataFrame({"x": [1]})):
+        got = splits.few_images(empty)
+        assert got.empty and list(got.columns) == cols
+
+
+def test_kfold_defaults_to_five_folds_and_a_two_group_class_gets_a_test_group():
+    """Planted bugs: another default fold count; a class with only 2 groups given no test group (``n <= 2``):
+    round(2 * 0.3) = 1 group goes to test and the other stays in train."""
+    folds = splits.kfold_by_group(_index({0: 6, 1: 6}))
+    assert sorted(set(folds["fold"])) == [0, 1, 2, 3, 4]
+    out = splits.split_by_group(_index({0: 2, 1: 10}), val_frac=0.1, test_frac=0.3, seed=0)
+    assert sorted(out.loc[out["label"] == 0, "split"]) == ["test", "train"]

@@ -65,6 +65,9 @@ __all__ = ["ACTIVATION_BUDGET_MIB", "choose_micro_batch", "run_training"]
 #: image) a batch of 16 fits whole.
 ACTIVATION_BUDGET_MIB = 512
 
+#: sub-folder of a run folder with its TensorBoard logs (``fold_<k>/`` inside it for the k-fold models)
+TENSORBOARD_DIR = "tensorboard"
+
 
 def choose_micro_batch(batch_size: int, bytes_per_sample: int, *, requested: int = 0,
                        budget_mib: float = ACTIVATION_BUDGET_MIB) -> int:
@@ -97,6 +100,7 @@ def _fit_one(
     stop: StopFlag,
     prefix: str = "",
     seed: int,
+    tensorboard_dir: Path | None = None,
 ) -> tuple[Any, dict[str, Any], Any]:
     """Build, compile and fit one model; returns (model with best weights, info, BuildResult)."""
     from ecg_core.ml import zoo
@@ -129,6 +133,7 @@ def _fit_one(
                              n_classes=n_classes, batch_size=micro, augment_name=None)
     class_weight = class_weights(train_labels, n_classes) if cfg.balance == "class_weights" else None
     cbs = training_callbacks(run_dir, writer, stop, cfg, steps, prefix=prefix, save_best=not prefix, batch_images=micro)
+    cbs.append(_tensorboard_callback(tensorboard_dir or run_dir / TENSORBOARD_DIR))
     writer.write({"phase": f"{prefix}start", "epochs": cfg.epochs, "batches": steps, "micro_batch": micro,
                   "accumulation_steps": accumulate, "train_images": int(len(pos)), "val_images": int(len(val_pos))})
     history = built.model.fit(ds_train.repeat(), epochs=cfg.epochs, steps_per_epoch=steps, validation_data=ds_val,
@@ -138,6 +143,60 @@ def _fit_one(
             "accumulation_steps": accumulate, "train_images_per_epoch": int(steps * micro), "train_rows": int(len(pos)),
             "stopped_early": epochs_run < cfg.epochs}
     return built.model, info, built
+
+
+def _tensorboard_callback(log_dir: Path) -> Any:
+    """Epoch scalars for ``tensorboard --logdir <models folder>``, in the layout of
+    ``keras.callbacks.TensorBoard(update_freq="epoch", profile_batch=0, histogram_freq=0)``: writers ``train/`` and
+    ``validation/`` under ``log_dir``, tags ``epoch_loss``, ``epoch_accuracy``, ``epoch_learning_rate``, step = epoch.
+
+    Not that callback itself: in TensorFlow 2.21 ``tf.summary.scalar`` lives in the ``tensorboard`` package, which only
+    viewing the logs needs; this writes the same events with TensorFlow's own ``tf.summary.write``. A write that fails
+    (e.g. a full disk) turns the logs off for the rest of the fit instead of failing the training run.
+    """
+    import keras
+    import tensorflow as tf
+    from tensorflow.core.framework import summary_pb2
+
+    scalar = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+
+    class EpochScalars(keras.callbacks.Callback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.writers: dict[str, Any] = {}
+            self.failed = False
+
+        def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+            values = dict(logs or {})
+            if "learning_rate" not in values:
+                try:
+                    values["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+                except Exception:  # optimizer without a plain learning rate (schedule)
+                    pass
+            try:
+                for key, value in values.items():
+                    if self.failed or not isinstance(value, int | float | np.floating | np.integer):
+                        continue
+                    run, tag = ("validation", key[4:]) if key.startswith("val_") else ("train", key)
+                    if run not in self.writers:
+                        self.writers[run] = tf.summary.create_file_writer(str(log_dir / run))
+                    with self.writers[run].as_default():
+                        tf.summary.write(f"epoch_{tag}", tf.constant(float(value), tf.float32), step=epoch,
+                                         metadata=scalar)
+                for w in self.writers.values():
+                    w.flush()
+            except (OSError, tf.errors.OpError):
+                self.failed = True
+
+        def on_train_end(self, logs: dict | None = None) -> None:
+            for w in self.writers.values():
+                try:
+                    w.close()
+                except (OSError, tf.errors.OpError):
+                    pass
+            self.writers.clear()
+
+    return EpochScalars()
 
 
 def _input_kind(cfg: TrainConfig, info: DatasetInfo | None) -> str:
@@ -304,7 +363,8 @@ def _run_kfold(cfg: TrainConfig, data: PreparedData, *, run_dir: Path, writer: P
         is_val = np.isin(idx["group"].to_numpy(), list(val_groups)) & ~held
         is_train = ~held & ~is_val
         model, info, _ = _fit_one(replace(cfg, kfold=0), data, is_train, is_val, run_dir=run_dir, writer=writer,
-                                  stop=stop, prefix=f"fold{f + 1}_", seed=cfg.seed + 1000 * (f + 1))
+                                  stop=stop, prefix=f"fold{f + 1}_", seed=cfg.seed + 1000 * (f + 1),
+                                  tensorboard_dir=run_dir / TENSORBOARD_DIR / f"fold_{f + 1}")
         pos = np.flatnonzero(held)
         probs[pos] = predict_cached(model, [data.cache_paths[i] for i in pos], batch_size=cfg.batch_size)
         per_fold.append({"fold": f + 1, "n": int(len(pos)), "epochs_run": info["epochs_run"]})
