@@ -1,0 +1,179 @@
+"""Predict and explain with a measurement model (:mod:`ecg_core.ml.measure_model`): a report image is read
+(:mod:`.reading.digitize`), measured (:mod:`.reading.measure`) and turned into its feature row
+(:mod:`.reading.features`); the model gives calibrated class probabilities and per-feature contributions, which
+are summed per lead for the explanation drawn on the report.
+
+A report that cannot be read never stops a batch: an unreadable file or one that is not an ECG gets its reason and
+no prediction (as for the CNN, :mod:`.batch`); a report read only in part still gets a prediction from what was
+measured (the model takes missing values), and the row's ``reading`` column says what was missing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ecg_core.core.errors import EcgCoreError
+from ecg_core.core.labels import LEADS
+
+ProgressFn = Callable[[int, int], None]
+MIN_LEADS_READ = 6
+NO_OOD = "unknown: a measurement model has no OOD profile"
+
+
+@dataclass(frozen=True)
+class MeasuredReport:
+    """One report read for a measurement model: ``features`` (name -> value), the ``reading`` note ('' when every
+    lead was read), the digitised report and its measurements (for drawing)."""
+
+    features: dict[str, float]
+    reading: str
+    dig: Any = None
+    meas: Any = None
+    problems: tuple[str, ...] = field(default_factory=tuple)
+
+
+def read_features(rgb: np.ndarray, *, sidecar: Any = None) -> MeasuredReport:
+    """Digitise, measure and featurise one report image (uint8 RGB)."""
+    from ecg_core.reports.reading.digitize import QUALITY_PASS, digitize
+    from ecg_core.reports.reading.features import report_features
+    from ecg_core.reports.reading.measure import measure
+
+    dig = digitize(rgb, sidecar=sidecar)
+    meas = measure(dig)
+    feats = report_features(dig, meas)
+    n_read = sum(float(dig.quality.get(lead, 0.0)) >= QUALITY_PASS for lead in LEADS)
+    notes = []
+    if n_read == 0:
+        notes.append(f"none of the {len(LEADS)} leads read with good quality (a layout the reader does not know?): "
+                     "the prediction rests on what little was measured; treat it as unreliable")
+    elif n_read < len(LEADS):
+        notes.append(f"{n_read} of {len(LEADS)} leads read with good quality")
+    if not meas.beats.get("r"):
+        notes.append("no beats found: " + meas.problems.get("hr_bpm", "the rhythm could not be measured"))
+    return MeasuredReport(feats, "; ".join(notes), dig, meas)
+
+
+def feature_matrix(rows: Sequence[dict[str, float]], names: Sequence[str]) -> np.ndarray:
+    """(n, len(names)) float64, NaN for a feature a row lacks."""
+    return np.array([[float(r.get(n, np.nan)) for n in names] for r in rows], dtype=np.float64).reshape(
+        len(rows), len(names))
+
+
+def predict_files_measure(model: Any, files: Sequence[str | Path], *, root: str | Path | None = None,
+                          check: bool = True, progress: ProgressFn | None = None) -> pd.DataFrame:
+    """One row per file, the columns of :func:`ecg_core.reports.batch.predict_files` (``path``, ``predicted``,
+    ``reason``, ``ecg_score``, ``prob_<class>``, ``in_distribution``, ``ood_reason``) plus ``reading``."""
+    from ecg_core.imaging.loader import load_image
+    from ecg_core.reports.batch import REASON_NOT_ECG, REASON_UNREADABLE
+    from ecg_core.reports.ecg_check import check_ecg
+    from ecg_core.reports.leads import load_sidecar
+
+    names = list(model.class_names)
+    base = Path(root) if root is not None else None
+    rows = []
+    for i, f in enumerate(files):
+        p = Path(f)
+        try:
+            shown = str(p.relative_to(base)) if base is not None else str(p)
+        except ValueError:
+            shown = str(p)
+        row: dict[str, Any] = {"path": shown, "predicted": "", "reason": "", "ecg_score": np.nan,
+                               **{f"prob_{c}": np.nan for c in names}, "in_distribution": "", "ood_reason": NO_OOD,
+                               "reading": ""}
+        try:
+            rgb = load_image(p).rgb
+            if check:
+                chk = check_ecg(rgb)
+                row["ecg_score"] = chk.score
+                if not chk.is_ecg:
+                    row["reason"] = f"{REASON_NOT_ECG}: " + "; ".join(chk.failed)
+                    rows.append(row)
+                    continue
+            rep = read_features(rgb, sidecar=load_sidecar(p))
+            prob = model.predict_proba(feature_matrix([rep.features], model.feature_names))[0]
+            row["predicted"] = names[int(np.argmax(prob))]
+            row.update({f"prob_{c}": float(v) for c, v in zip(names, prob)})
+            row["reading"] = rep.reading
+        except EcgCoreError as e:
+            row["reason"] = f"{REASON_UNREADABLE}: {e}"
+        except Exception as e:  # noqa: BLE001 - a report the reader chokes on never stops the batch
+            row["reason"] = f"{REASON_UNREADABLE}: could not read the traces ({type(e).__name__}: {e})"
+        rows.append(row)
+        if progress is not None:
+            progress(i + 1, len(files))
+    cols = ["path", "predicted", "reason", "ecg_score"] + [f"prob_{c}" for c in names] + \
+        ["in_distribution", "ood_reason", "reading"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def lead_contributions(model: Any, features: dict[str, float], class_index: int) -> tuple[dict[str, float],
+                                                                                          pd.DataFrame]:
+    """(lead -> summed contribution to the class's margin, table of the features sorted by |contribution|:
+    feature, value, contribution, leads). A feature that speaks about several leads (a territory, or a summary such
+    as the number of leads with ST elevation: :func:`~ecg_core.reports.reading.features.report_leads`) shares its
+    contribution equally among them; global features (rate, intervals, quality) are summed under ``'global'``."""
+    from ecg_core.reports.reading.features import report_leads
+
+    names = list(model.feature_names)
+    c = model.contributions(feature_matrix([features], names), class_index)[0]
+    per: dict[str, float] = {lead: 0.0 for lead in LEADS}
+    per["global"] = 0.0
+    rows = []
+    for name, v in zip(names, c):
+        leads = report_leads(name, features)
+        if leads:
+            for lead in leads:
+                per[lead] += float(v) / len(leads)
+        else:
+            per["global"] += float(v)
+        rows.append({"feature": name, "value": features.get(name, np.nan), "contribution": float(v),
+                     "leads": ", ".join(leads) if leads else "global"})
+    table = pd.DataFrame(rows)
+    table = table.reindex(table["contribution"].abs().sort_values(ascending=False).index).reset_index(drop=True)
+    return per, table
+
+
+def evaluate_measure_folder(info: Any, data_dir: str | Path, *, n_boot: int = 1000, seed: int = 0,
+                            progress: Callable[[str, int, int], None] | None = None) -> Any:
+    """``python -m ecg_core evaluate RUN --data DIR`` for a measurement run: every labelled image of a
+    folder-per-class dataset read and predicted (no ECG check, like the CNN's external evaluation), evaluated with
+    group-bootstrap intervals over duplicate groups; an :class:`ecg_core.ml.external_eval.ExternalEvaluation`."""
+    from ecg_core.core.errors import DatasetError
+    from ecg_core.core.labels import get_preset
+    from ecg_core.ml import dataset, registry
+    from ecg_core.ml.evaluate import evaluate_predictions
+    from ecg_core.ml.external_eval import ExternalEvaluation
+    from ecg_core.ml.predictions import predictions_frame
+
+    preset = get_preset(str(info.meta.get("preset", "cardiac-4")))
+    model = registry.load_model(info)
+    index = dataset.scan(data_dir, preset=preset,
+                         progress=(lambda i, n: progress("scanning", i, n)) if progress else None)
+    readable = index[index["error"] == ""]
+    skipped = [(str(r), str(e)) for r, e in zip(index.loc[index["error"] != "", "rel_path"],
+                                                index.loc[index["error"] != "", "error"])]
+    rows = readable[readable["label"] >= 0].sort_values("rel_path").reset_index(drop=True)
+    if rows.empty:
+        raise DatasetError(f"no readable image in {str(data_dir)!r} sits in a folder of a class of the run's preset")
+    df = predict_files_measure(model, rows["path"].tolist(), check=False,
+                               progress=(lambda i, n: progress("predicting", i, n)) if progress else None)
+    ok = (df["predicted"] != "").to_numpy()
+    skipped += [(str(r), str(w)) for r, w in zip(rows.loc[~ok, "rel_path"], df.loc[~ok, "reason"])]
+    if not ok.any():
+        raise DatasetError(f"none of the {len(rows)} labelled images in {str(data_dir)!r} could be read")
+    names = list(model.class_names)
+    p = df.loc[ok, [f"prob_{c}" for c in names]].to_numpy(dtype=np.float64)
+    used = rows[ok].reset_index(drop=True)
+    y, groups = used["label"].to_numpy(dtype=np.int64), used["group"].astype(str).to_numpy()
+    rep = evaluate_predictions(y, p, class_names=names, groups=groups, split="external", n_boot=n_boot, seed=seed)
+    return ExternalEvaluation(
+        run_id=info.run_id, data_dir=str(Path(data_dir).expanduser().resolve()), report=rep,
+        predictions=predictions_frame(used["path"].to_numpy(), y, p, class_names=names, groups=groups),
+        n_files=int(len(index)), skipped=tuple(skipped), n_unlabelled=int((readable["label"] < 0).sum()),
+        n_ignored=len(index.attrs.get("skipped", [])), grouped_by="duplicate group")

@@ -1,0 +1,311 @@
+"""The measurement model (issue 15): report features, the model's text/JSON round trip, the registry run, the predict
+CLI and the Explain page with a measurement run. All on tiny synthetic data."""
+
+from __future__ import annotations
+
+import json
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ecg_core.core.errors import ModelLoadError
+from ecg_core.core.labels import LEADS
+from ecg_core.ml import measure_model as mm
+from ecg_core.ml import registry
+
+warnings.filterwarnings("ignore", category=DeprecationWarning)
+CLASSES = ["Myocardial Infarction", "Abnormal Heartbeat", "Normal", "History of MI"]
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _synthetic_mi():
+    from ecg_core.reports.synth import RenderOptions, random_spec, render_report, synth_signals
+
+    sig = synth_signals(random_spec("myocardial_infarction", np.random.default_rng(3), territory="anterior"))
+    image, sidecar = render_report(sig, RenderOptions(), seed=3)
+    return sig, image, sidecar
+
+
+def test_features_of_a_synthetic_anterior_mi():
+    from ecg_core.reports.reading.digitize import digitize
+    from ecg_core.reports.reading.features import feature_leads, feature_names, report_features
+
+    sig, image, sidecar = _synthetic_mi()
+    f = report_features(digitize(image, sidecar=sidecar))
+    assert list(f) == feature_names() and len(set(f)) == len(f)
+    true_mm = {lead: 10.0 * v for lead, v in sig.st_deviation_mv.items()}
+    elevated = [lead for lead, v in true_mm.items() if v >= 1.0]
+    assert elevated, true_mm
+    for lead in elevated:  # the true ST elevation is read as such, within 0.5 mm
+        assert f[f"st60_{lead}"] > 0.5 and abs(f[f"st60_{lead}"] - true_mm[lead]) < 0.5, (lead, f[f"st60_{lead}"])
+    flat = [lead for lead, v in true_mm.items() if abs(v) < 0.2 and lead != "aVR"]
+    assert all(abs(f[f"st60_{lead}"]) < 0.6 for lead in flat), {lead: f[f"st60_{lead}"] for lead in flat}
+    assert f["n_st_elev"] >= 2 and f["crit_ste"] == 1.0 and f["max_st"] >= 1.0
+    assert feature_leads("st60_V2") == ("V2",) and feature_leads("terr_inferior_st") == ("II", "III", "aVF")
+    assert feature_leads("hr_bpm") == () and feature_leads("qtc_ms") == ()
+
+
+def _toy(n: int = 80, d: int = 6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    y = np.arange(n) % 4
+    X = rng.normal(size=(n, d)) + y[:, None] * np.linspace(0.5, 1.5, d)
+    X[rng.random(X.shape) < 0.1] = np.nan  # missing measurements
+    return X, y, [f"f{j}_V{j % 6 + 1}" for j in range(d)]
+
+
+@pytest.mark.parametrize("kind", ["lgbm", "logreg"])
+def test_model_round_trips_through_text_and_json(tmp_path, kind):
+    X, y, names = _toy()
+    fit = mm.fit_lgbm if kind == "lgbm" else mm.fit_logreg
+    kw = {"rounds": 20} if kind == "lgbm" else {}
+    m = fit(X, y, feature_names=names, class_names=CLASSES, **kw)
+    m.temperature = 1.7
+    m.save(tmp_path)
+    assert not list(tmp_path.glob("*.pkl")) and not list(tmp_path.glob("*.pickle"))
+    back = mm.MeasureModel.load(tmp_path)
+    np.testing.assert_array_equal(back.predict_proba(X), m.predict_proba(X))
+    p = back.predict_proba(X)
+    assert np.allclose(p.sum(axis=1), 1.0) and back.temperature == 1.7
+    # contributions add up to the class margin (plus a constant bias per class)
+    c = back.contributions(X, 2)
+    gap = back.margins(X)[:, 2] - c.sum(axis=1)
+    assert c.shape == X.shape and np.ptp(gap) < 1e-6
+    assert (p.argmax(1) == y).mean() > 0.5
+
+
+def test_temperature_calibrates_overconfident_margins():
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 4, 400)
+    z = rng.normal(size=(400, 4))
+    z[np.arange(400), y] += 1.0
+    t = mm.fit_temperature(5.0 * z, y)  # margins five times too large
+    assert 3.0 < t < 8.0
+
+
+def test_repeated_group_cv_keeps_groups_in_one_fold():
+    X, y, names = _toy(n=120)
+    groups = np.arange(120) // 3  # copies of one image
+    seen: dict[int, set] = {}
+
+    def fit(x, yy):
+        return mm.fit_logreg(x, yy, feature_names=names, class_names=CLASSES)
+
+    marg = mm.repeated_group_cv(X, y, groups, fit, folds=4, repeats=2)
+    assert marg.shape == (2, 120, 4) and np.isfinite(marg).all()
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    for tr, te in StratifiedGroupKFold(n_splits=4, shuffle=True, random_state=0).split(X, y, groups):
+        assert not set(groups[tr]) & set(groups[te])
+        seen.setdefault(0, set()).update(te)
+    assert len(seen[0]) == 120
+
+
+@pytest.fixture(scope="module")
+def measure_run(tmp_path_factory):
+    """(models folder with a tiny measurement run trained on synthetic reports, the dataset folder)."""
+    from ecg_core.reports.measure_train import train_measure
+    from ecg_core.reports.synth import generate_dataset
+
+    tmp = tmp_path_factory.mktemp("measure")
+    data = tmp / "synth"
+    generate_dataset(data, per_class=3, seed=31, px_per_mm=4.0, artifacts=False, image_format="png", vary_grid=False)
+    run_dir = train_measure(data, tmp / "models", run_id="tiny-measure", kind="lgbm",
+                            params={"rounds": 20, "min_data_in_leaf": 2}, folds=2, repeats=1, n_boot=50,
+                            cache_root=tmp / "cache")
+    return tmp / "models", data, run_dir
+
+
+def test_trained_run_is_listed_usable_and_loads_without_keras(measure_run):
+    models, _, run_dir = measure_run
+    meta = json.loads((run_dir / "run.json").read_text())
+    assert meta["status"] == "completed" and meta["model_kind"] == "measurement"
+    assert meta["class_names"] == CLASSES and meta["input_kind"] == "report_image"
+    assert meta["feature_names"] and (run_dir / "model.txt").is_file() and not (run_dir / "model.keras").exists()
+    for name in ("eval.json", "eval_kfold.json", "predictions_oof.csv", "MODEL_CARD.md", "progress.jsonl"):
+        assert (run_dir / name).is_file(), name
+    phases = [json.loads(line)["phase"] for line in (run_dir / "progress.jsonl").read_text().splitlines()]
+    assert phases[0] == "start" and "preprocess" in phases and "fold_done" in phases and phases[-1] == "done"
+    info = registry.read_run(run_dir)
+    assert info.usable and info.is_measurement and not info.problem
+    model = registry.load_model(info)
+    assert isinstance(model, mm.MeasureModel) and model.class_names == CLASSES
+    from ecg_core.ml.compare import load_run_record
+
+    rec = load_run_record(run_dir)
+    assert not rec.problem and rec.kfold_report is not None
+
+
+def test_damaged_measurement_model_is_refused(measure_run, tmp_path):
+    import shutil
+
+    _, _, run_dir = measure_run
+    bad = tmp_path / "models" / "bad"
+    shutil.copytree(run_dir, bad)
+    (bad / "model.txt").write_text("this is not a LightGBM model")
+    info = registry.read_run(bad)
+    assert not info.usable and "model.txt" in info.problem
+    with pytest.raises(ModelLoadError):
+        registry.load_model(info)
+    (bad / "model.txt").unlink()
+    assert "missing" in registry.read_run(bad).problem
+
+
+def test_predict_cli_with_a_measurement_run(measure_run, tmp_path):
+    import shutil
+
+    from ecg_core.cli.app import main
+
+    models, data, _ = measure_run
+    folder = tmp_path / "in"
+    folder.mkdir()
+    imgs = sorted(data.rglob("*.png"))[:3]
+    for p in imgs:
+        shutil.copy(p, folder / p.name)
+    (folder / "broken.jpg").write_bytes(b"not an image at all")
+    out = tmp_path / "preds.csv"
+    assert main(["predict", "tiny-measure", str(folder), "--out", str(out), "--models", str(models)]) == 0
+    df = pd.read_csv(out, keep_default_na=False)
+    assert len(df) == 4
+    bad = df[df["path"] == "broken.jpg"].iloc[0]
+    assert bad["predicted"] == "" and bad["reason"].startswith("unreadable")
+    good = df[df["path"] != "broken.jpg"]
+    assert (good["predicted"].isin(CLASSES)).all() and (good["reason"] == "").all()
+    probs = good[[f"prob_{c}" for c in CLASSES]].astype(float).to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_lead_contributions_group_per_lead(measure_run):
+    from ecg_core.reports.measure_predict import feature_matrix, lead_contributions
+
+    _, _, run_dir = measure_run
+    model = mm.MeasureModel.load(run_dir)
+    feats = {n: 0.5 for n in model.feature_names}
+    per, table = lead_contributions(model, feats, 0)
+    assert set(per) == {*LEADS, "global"}
+    total = model.contributions(feature_matrix([feats], model.feature_names), 0).sum()
+    assert math.isclose(sum(per.values()), float(total), rel_tol=1e-9, abs_tol=1e-9)
+    assert list(table.columns) == ["feature", "value", "contribution", "leads"]
+
+
+def test_explain_page_with_a_measurement_model(measure_run, monkeypatch, tmp_path):
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    models, data, _ = measure_run
+    monkeypatch.setenv("ECG_INSIGHT_MODELS", str(models))
+    monkeypatch.setenv("ECG_INSIGHT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ECG_INSIGHT_WARMUP", "0")
+    st.cache_data.clear()
+    image = sorted(data.rglob("*.png"))[0]
+    at = AppTest.from_file(str(REPO / "pages" / "explain.py"), default_timeout=300)
+    at.session_state["explain_path"] = str(image)
+    at.run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    text = " ".join(str(m.value) for m in at.markdown) + " ".join(str(c.value) for c in at.caption) + \
+        " ".join(str(i.value) for i in at.info)
+    assert "Model output:" in text and "measurement model" in text
+    assert "Grad-CAM" in text and "CNN models only" in text
+    assert any("contributions" in str(s.value).lower() for s in at.subheader)
+
+
+def test_a_report_the_reader_chokes_on_gets_a_reason_not_a_crash(measure_run, tmp_path, monkeypatch):
+    import shutil
+
+    from ecg_core.reports import measure_predict
+
+    models, data, run_dir = measure_run
+    img = sorted(data.rglob("*.png"))[0]
+    shutil.copy(img, tmp_path / "a.png")
+
+    def boom(*_a, **_k):
+        raise KeyError("lead box")
+
+    monkeypatch.setattr(measure_predict, "read_features", boom)
+    df = measure_predict.predict_files_measure(mm.MeasureModel.load(run_dir), [tmp_path / "a.png"], root=tmp_path)
+    assert df.loc[0, "predicted"] == "" and "could not read the traces" in df.loc[0, "reason"]
+    assert df.loc[0, "reason"].startswith("unreadable")
+
+
+def test_train_command_with_a_measurement_arch_writes_progress(measure_run, tmp_path, monkeypatch):
+    """What the Train page's job runs (``train --arch measure_lgbm`` with the CNN options it always passes)."""
+    from ecg_core.cli.app import main
+
+    _, data, _ = measure_run
+    monkeypatch.setenv("ECG_INSIGHT_HOME", str(tmp_path / "home"))
+    models = tmp_path / "models"
+    rc = main(["train", "--data", str(data), "--arch", "measure_lgbm", "--run-id", "job", "--models", str(models),
+               "--epochs", "3", "--batch-size", "8", "--kfold", "0", "--folds", "2", "--repeats", "1",
+               "--n-boot", "20", "--params", '{"rounds": 10, "min_data_in_leaf": 2}'])
+    assert rc == 0
+    from ecg_core.ml.jobs import job_state
+
+    state = job_state(models / "job")
+    assert state.status == "completed" and registry.read_run(models / "job").usable
+    # like a CNN run, the finished run knows its training reports' layout / paper / size (outside-data check)
+    profile = json.loads((models / "job" / "ood_profile.json").read_text())
+    assert profile["n_reports"] > 0 and profile.get("embedding") is None
+    assert main(["train-measure", "--data", str(data), "--models", str(models), "--params", "[1, 2]"]) != 0
+
+
+def test_summary_features_are_drawn_on_the_leads_that_made_them():
+    from ecg_core.reports.reading.features import report_leads
+
+    f = {f"st60_{lead}": 0.0 for lead in LEADS} | {"st60_V2": 2.0, "st60_V3": 3.0, "st60_V4": 1.2, "st60_II": -1.0}
+    assert set(report_leads("n_st_elev", f)) == {"V2", "V3", "V4"}
+    assert report_leads("max_st", f) == ("V3",) and report_leads("min_st", f) == ("II",)
+    assert report_leads("ste_terr_max", f) == ("V3", "V4") and report_leads("hr_bpm", f) == ()
+
+
+def test_default_prefers_the_measurement_run_then_the_cnn(measure_run, tmp_path):
+    import shutil
+    import time as _time
+
+    _, _, run_dir = measure_run
+    models = tmp_path / "models"
+    for name, created in ((registry.FALLBACK_RUN_IDS[0], "2020-01-01T00:00:00"), ("newer", "2030-01-01T00:00:00"),
+                          (registry.DEFAULT_RUN_ID, "2019-01-01T00:00:00")):
+        shutil.copytree(run_dir, models / name)
+        meta = json.loads((models / name / "run.json").read_text())
+        (models / name / "run.json").write_text(json.dumps({**meta, "run_id": name, "created": created}))
+    assert registry.default_run(models).run_id == registry.DEFAULT_RUN_ID  # the oldest, but preferred
+    shutil.rmtree(models / registry.DEFAULT_RUN_ID)
+    _time.sleep(0.01)
+    assert registry.default_run(models).run_id == registry.FALLBACK_RUN_IDS[0]  # then the CNN run, before "newer"
+    assert registry.default_run(models, preferred="missing").run_id == "newer"
+
+
+def test_stop_request_ends_the_job_as_stopped_without_a_model(measure_run, tmp_path, monkeypatch):
+    from ecg_core.reports import measure_train
+
+    _, data, _ = measure_run
+
+    class AlwaysStop:
+        def __init__(self, run_dir):
+            self.signalled = False
+
+        def __call__(self):
+            return True
+
+    monkeypatch.setattr(measure_train, "StopFlag", AlwaysStop)
+    run_dir = measure_train.train_measure(data, tmp_path / "models", run_id="stopped", folds=2, repeats=1,
+                                          cache_root=tmp_path / "cache")
+    info = registry.read_run(run_dir)
+    assert info.status == "stopped" and not info.usable
+    last = json.loads((run_dir / "progress.jsonl").read_text().splitlines()[-1])
+    assert last["phase"] == "done" and last["status"] == "stopped"
+
+
+def test_evaluate_command_on_a_folder_with_a_measurement_run(measure_run, tmp_path, capsys):
+    from ecg_core.cli.app import main
+
+    models, data, _ = measure_run
+    assert main(["evaluate", "tiny-measure", "--data", str(data), "--models", str(models), "--boot", "20",
+                 "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "external data" in out and "macro-F1" in out
+    assert list(tmp_path.glob("eval_external-*.json")) and list(tmp_path.glob("predictions_external-*.csv"))
