@@ -5,7 +5,7 @@ import json
 
 import streamlit as st
 
-from app_ui import cache, common
+from app_ui import auth, cache, common
 from app_ui.reading import rhythm_strip_upload
 from ecg_core.signals import arrhythmia as arr
 from ecg_core.signals import sources, spectral_cam
@@ -13,8 +13,10 @@ from ecg_core.core import paths
 from ecg_core.viz import signals as viz_signals
 from ecg_core.signals.segments import SegmentConfig
 
+auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("💓 Arrhythmia")
-st.caption("Beats and rhythms of one ECG lead, classified as spectral images (6 classes, MIT-BIH conventions). "
+st.caption("Beats and rhythms of an ECG record, classified by beat features with their RR context (the default "
+           "model) or as spectral images (6 classes, MIT-BIH conventions). "
            + common.DISCLAIMER)
 
 
@@ -37,7 +39,8 @@ elif kind.startswith("Rhythm strip"):  # a digitised report (issue 14): its rhyt
     if strip is None:
         st.stop()
     with common.guard("Storing the rhythm strip"):
-        path = sources.save_upload([(strip[1], strip[0])])
+        path = sources.save_upload([(strip[1], strip[0])], common.session_uploads_dir(),
+                                   before_write=common.check_upload_quota)
 else:
     ups = st.file_uploader("WFDB record (.hea + .dat, optional .atr) or one CSV file", accept_multiple_files=True,
                            type=["hea", "dat", "atr", "csv", "txt"], key="arr_upload")
@@ -56,7 +59,8 @@ else:
         st.info(f"Showing the record uploaded last ({', '.join(u.name for u in ups if u.file_id in choice.use)}). "
                 f"Earlier files are not used: {', '.join(choice.ignored)} (remove them with × if you like).")
     with common.guard("Storing the upload"):
-        path = sources.save_upload([(u.name, u.getvalue()) for u in ups if u.file_id in choice.use])
+        path = sources.save_upload([(u.name, u.getvalue()) for u in ups if u.file_id in choice.use],
+                                   common.session_uploads_dir(), before_write=common.check_upload_quota)
 key = sources.record_key(path)
 with common.guard("Reading the record"):
     rec, load_warnings = cache.arrhythmia_record(key, str(path), csv_fs)
@@ -81,7 +85,8 @@ mode = c_mode.radio("Cut the record into", list(arr.SEGMENT_MODES), horizontal=T
                          "the whole record, e.g. to find VF in an unannotated recording.")
 bundle = None
 if run is not None:
-    stamp = f"{run.meta.get('finished', '')}:{(run.path / 'model.keras').stat().st_mtime_ns}"
+    model_file = (run.meta.get("model_files") or ["model.keras"])[0]  # LightGBM runs: text files, no model.keras
+    stamp = f"{run.meta.get('finished', '')}:{(run.path / model_file).stat().st_mtime_ns}"
     with common.guard("Loading the model"):
         bundle = cache.arrhythmia_model(str(run.path), stamp)
 lead_names, lead_default = arr.lead_options(rec)
@@ -151,7 +156,13 @@ st.subheader(f"Segment {n_sel} of {len(subset)} · {row['time_s']:.2f} s · {row
 with common.guard("Rendering the spectral image"):
     image = arr.spectral_images([seg], spec_cfg)[0]
 mapping = None
-if bundle is not None:
+contrib = None
+if bundle is not None and bundle.is_gbm:  # a feature model: what drove its beat score, no Grad-CAM
+    target = row["pred"] if row["pred"] in arr.GBM_BEAT_CLASSES else "N"
+    with common.guard("Feature contributions"):
+        rows = cache.arrhythmia_feature_rows(key, str(path), csv_fs, mode, str(run.path), stamp, chosen_lead)
+        contrib = arr.gbm_contributions(bundle, rows.iloc[i], target)
+elif bundle is not None:
     keys = list(bundle.class_keys)
     choice = st.selectbox("Grad-CAM for class", ["predicted class"] + keys, key="arr_cam_class",
                           format_func=lambda k: k if k == "predicted class" else f"{k} · {arr.class_info(k).name}")
@@ -178,6 +189,14 @@ with right:
         st.info(f"**{info.name} ({info.short})** — {role}\n\n{info.description}\n\n**Look for:** {info.look_for}")
     if not shown:
         st.caption("No annotation maps this segment to a class, and no model is chosen.")
+if contrib is not None:
+    st.markdown(f"**What drove the beat score of {target} · {arr.class_info(target).name}** (the beat at "
+                f"{float(rows.iloc[i]['beat_time_s']):.2f} s; P(VF) comes from the 4 s window around it)")
+    st.bar_chart(contrib.set_index("feature")["contribution"], horizontal=True)
+    st.dataframe(contrib.round(3), hide_index=True, width="stretch")
+    st.caption("LightGBM pred_contrib (TreeSHAP): each feature's additive share of the raw score of this class; "
+               "positive values push towards the class. RR features are ratios to the record's own median RR, "
+               "morphology is normalised per record, QRS widths are in ms. It explains the model, not the heart.")
 if mapping is not None:
     st.markdown(f"**Grad-CAM for {target} · {arr.class_info(target).name}.** {mapping.summary()}")
     st.plotly_chart(viz_signals.cam_profiles(mapping, segment=seg.x, fs=seg.fs, pre_s=seg_cfg.pre_s),
@@ -198,6 +217,11 @@ with st.expander("The six classes (for teaching)"):
 if bundle is not None:
     with st.expander("About this model"):
         st.table({k: [v] for k, v in arr.run_facts(bundle.meta).items()})
+        conf = arr.record_confusion(run.path)
+        if not conf.empty:
+            st.markdown("**Held-out confusion per record** (leave-one-record-out CV; rows: annotated class, "
+                        "columns: predicted counts)")
+            st.dataframe(conf, hide_index=True, width="stretch")
         card = arr.read_model_card(run.path)
         if card:
             st.markdown(card)

@@ -146,3 +146,25 @@ def test_a_100hz_12_lead_record_is_flagged(home, tiny_models, tmp_path, monkeypa
     lead[0].set_value("V1").run()
     assert not at.exception, at.exception
     assert any("Lead V1 is shown; the model was trained on lead MLII" in w.value for w in at.warning)
+
+
+SHIPPED_GBM = Path(__file__).resolve().parents[1] / "models" / "arrhythmia6-lightgbm-ds1"
+
+
+@pytest.mark.skipif(not SHIPPED_GBM.is_dir(), reason="the shipped gradient-boosting arrhythmia run is absent")
+def test_page_defaults_to_the_shipped_gbm_and_shows_feature_contributions(home, monkeypatch) -> None:
+    """Issue 17: the shipped models folder opens the LightGBM run by default; the page shows what drove the beat
+    score (feature contributions, no Grad-CAM) and the held-out confusion per record from the run's files."""
+    monkeypatch.setenv("ECG_INSIGHT_MODELS", str(SHIPPED_GBM.parent))
+    at = AppTest.from_file(PAGE, default_timeout=300).run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    assert at.selectbox(key="arr_model").value == SHIPPED_GBM.name
+    text = _text(at)
+    assert "What drove the beat score" in text and "Held-out confusion per record" in text
+    assert "Grad-CAM for" not in text
+    at.selectbox(key="arr_demo").set_value("demo · demo_vf (synthetic)").run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    at.selectbox(key="arr_model").set_value("arrhythmia6-shallow_cnn-ds1").run()  # the CNN keeps its Grad-CAM
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert "Grad-CAM for" in _text(at)

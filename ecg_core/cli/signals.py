@@ -30,6 +30,9 @@ def cmd_spectral_build(args: argparse.Namespace) -> int:
         seed=args.seed, overwrite=args.overwrite,
         progress=lambda f, msg: print(f"[{f:4.0%}] {msg}", file=sys.stderr, flush=True),
     )
+    from ecg_core.signals.arrhythmia_gbm import write_source_records
+
+    write_source_records(args.out, records)  # the gradient-boosting model reads features of the whole records
     print(f"wrote {len(index)} {args.method} images ({h}x{w}) of {index['record'].nunique()} records to {args.out}")
     print(spectral_class_counts(index).to_string())
     if min(h, w) < 32:

@@ -205,16 +205,27 @@ class ArrhythmiaModel:
     preprocess: Any
     meta: dict[str, Any]
 
+    @property
+    def is_gbm(self) -> bool:
+        """A gradient-boosting run (:mod:`ecg_core.signals.arrhythmia_gbm`): features of the whole record, no
+        Grad-CAM; :func:`predict_segments` then needs the record."""
+        return bool(self.meta.get("model_kind") == "lightgbm_beat_vf")
+
 
 def is_arrhythmia_run(run: registry.RunInfo) -> bool:
     """True for a usable run of preset ``arrhythmia-6`` trained on a spectral set (``run.json`` has ``spectral``)."""
     return run.usable and run.meta.get("preset") == PRESET and isinstance(run.meta.get("spectral"), dict)
 
 
-def arrhythmia_runs(models_dir: str | Path | None = None) -> list[registry.RunInfo]:
-    """Usable ``arrhythmia-6`` spectral runs in ``models_dir`` (default :func:`ecg_core.core.paths.models_dir`), newest
-    first."""
-    return [r for r in registry.list_runs(models_dir or paths.models_dir()) if is_arrhythmia_run(r)]
+DEFAULT_ARRHYTHMIA_RUN = "arrhythmia6-lightgbm-ds1"  # chosen by leave-one-record-out CV (scripts/arrhythmia_cv.py)
+
+
+def arrhythmia_runs(models_dir: str | Path | None = None, *,
+                    preferred: str = DEFAULT_ARRHYTHMIA_RUN) -> list[registry.RunInfo]:
+    """Usable ``arrhythmia-6`` spectral runs in ``models_dir`` (default :func:`ecg_core.core.paths.models_dir`): the
+    ``preferred`` run (the shipped default) first when usable, then the others newest first."""
+    runs = [r for r in registry.list_runs(models_dir or paths.models_dir()) if is_arrhythmia_run(r)]
+    return sorted(runs, key=lambda r: r.run_id != preferred)  # stable: the rest stay newest first
 
 
 def spectral_configs_of(run: registry.RunInfo) -> tuple[SegmentConfig, SpectralConfig]:
@@ -248,7 +259,12 @@ def load_arrhythmia_model(run: registry.RunInfo | str | Path) -> ArrhythmiaModel
             f"run {info.run_id!r}: the model reads {pre.channels}-channel images but its spectral images have "
             f"{spec_cfg.channels}; retrain with --channels {spec_cfg.channels}."
         )
-    model = registry.load_model(info)
+    if info.meta.get("model_kind") == "lightgbm_beat_vf":  # LightGBM text boosters, checked against run.json
+        from ecg_core.signals.arrhythmia_gbm import GbmArrhythmiaModel
+
+        model = GbmArrhythmiaModel.load(info)
+    else:
+        model = registry.load_model(info)
     preset = get_preset(PRESET)
     keys = tuple(preset.info(name).key for name in info.class_names) if info.class_names else tuple(preset.keys)
     return ArrhythmiaModel(info.run_id, info.path, model, tuple(info.class_names or preset.class_names), keys,
@@ -257,23 +273,32 @@ def load_arrhythmia_model(run: registry.RunInfo | str | Path) -> ArrhythmiaModel
 
 def predict_segments(
     bundle: ArrhythmiaModel, segments: Sequence[Segment], *, stack: SpectralStack | None = None,
-    batch_size: int = 256,
+    batch_size: int = 256, record: Record | None = None,
 ) -> pd.DataFrame:
     """Class probabilities for every segment, one row each (in ``segments`` order).
 
     Columns: those of :func:`segment_table`, then ``pred`` (class key), ``pred_name``, ``confidence`` (top
     probability), ``agree`` (prediction equals the annotated class; ``NaN`` without a mapped annotation) and one
     ``p_<key>`` column per class. ``stack`` reuses already rendered images (from :func:`spectral_images` with the
-    run's spectral config).
+    run's spectral config). A gradient-boosting bundle (``bundle.is_gbm``) reads features of the whole ``record``
+    the segments were cut from (RR context, per-record normalisation) instead of images.
     """
     cfg = bundle.seg_cfg
     table = segment_table(segments, pre_s=cfg.pre_s, post_s=cfg.post_s)
     keys = list(bundle.class_keys)
     if not segments:
         return table.assign(pred=[], pred_name=[], confidence=[], agree=[], **{f"p_{k}": [] for k in keys})
-    stack = stack if stack is not None else spectral_images(segments, bundle.spec_cfg)
-    x = model_inputs(stack.images, bundle.preprocess)
-    probs = np.asarray(bundle.model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
+    if bundle.is_gbm:
+        if record is None:
+            raise ConfigError("predict_segments: a gradient-boosting model needs the record (record=...).")
+        from ecg_core.signals.arrhythmia_gbm import predict_record_rows
+
+        probs = predict_record_rows(bundle.model, record, table["time_s"].to_numpy(dtype=np.float64),
+                                    table["kind"].astype(str).to_numpy())
+    else:
+        stack = stack if stack is not None else spectral_images(segments, bundle.spec_cfg)
+        x = model_inputs(stack.images, bundle.preprocess)
+        probs = np.asarray(bundle.model.predict(x, batch_size=batch_size, verbose=0), dtype=np.float64)
     top = probs.argmax(axis=1)
     table["pred"] = [keys[i] for i in top]
     table["pred_name"] = [bundle.class_names[i] for i in top]
@@ -283,6 +308,20 @@ def predict_segments(
     for j, k in enumerate(keys):
         table[f"p_{k}"] = probs[:, j]
     return table
+
+
+#: Classes whose beat score a gradient-boosting run explains (VF comes from the window detector).
+GBM_BEAT_CLASSES: tuple[str, ...] = ("N", "L", "R", "A", "V")
+
+
+def gbm_contributions(bundle: ArrhythmiaModel, row: pd.Series, class_key: str, *, top: int = 12) -> pd.DataFrame:
+    """Feature contributions of a gradient-boosting bundle for one input row (``feature``, ``value``,
+    ``contribution``), see :func:`ecg_core.signals.arrhythmia_gbm.explain_row`."""
+    from ecg_core.signals.arrhythmia_gbm import explain_row
+
+    if not bundle.is_gbm:
+        raise ConfigError("gbm_contributions: the model is not a gradient-boosting run; use Grad-CAM.")
+    return explain_row(bundle.model, row, class_key, top=top)
 
 
 def segment_filters(table: pd.DataFrame) -> dict[str, np.ndarray]:
@@ -463,6 +502,32 @@ def record_splits(run_path: str | Path) -> dict[str, str]:
     return {str(r): str(s) for r, s in split.groupby("record")["split"].first().items()}
 
 
+def record_confusion(run_path: str | Path) -> pd.DataFrame:
+    """Held-out per-record confusion of a run that stores its cross-validation (``run.json`` ``cv_file``, written
+    by ``scripts/arrhythmia_cv.py``): one row per (record, annotated class) with the predicted counts per class;
+    empty when the run has none."""
+    import json
+
+    path = Path(run_path)
+    try:
+        meta = json.loads((path / "run.json").read_text())
+        name = str(meta.get("cv_file") or "")
+        if not name or "/" in name:
+            return pd.DataFrame()
+        cv = json.loads((path / name).read_text())
+        chosen = str(meta.get("gbm", {}).get("cv_candidate") or next(iter(cv["candidates"])))
+        per = cv["candidates"][chosen]["per_record_confusion"]
+    except (OSError, ValueError, KeyError, StopIteration, AttributeError):
+        return pd.DataFrame()
+    keys = list(get_preset(PRESET).keys)
+    rows = []
+    for rid, conf in sorted(per.items()):
+        trues = sorted({t for col in conf.values() for t in col}, key=lambda k: keys.index(k) if k in keys else 99)
+        for t in trues:
+            rows.append({"record": rid, "annotated": t, **{k: int(conf.get(k, {}).get(t, 0)) for k in keys}})
+    return pd.DataFrame(rows)
+
+
 def read_model_card(path: str | Path) -> str:
     """The run's ``MODEL_CARD.md``, or ``''`` when it has none."""
     try:
@@ -473,6 +538,7 @@ def read_model_card(path: str | Path) -> str:
 
 __all__ = [
     "DEFAULT_SPECTRAL",
+    "GBM_BEAT_CLASSES",
     "KNOWN_DATABASES",
     "PRESET",
     "SEGMENT_MODES",
@@ -483,12 +549,14 @@ __all__ = [
     "arrhythmia_runs",
     "class_info",
     "class_infos",
+    "gbm_contributions",
     "is_arrhythmia_run",
     "lead_options",
     "load_arrhythmia_model",
     "model_inputs",
     "predict_segments",
     "read_model_card",
+    "record_confusion",
     "record_segments",
     "record_splits",
     "record_warnings",
