@@ -15,7 +15,7 @@ import json
 import os
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import streamlit as st
@@ -66,10 +66,22 @@ def run_key(run: RunInfo) -> str:
     from ecg_core.ml import registry
 
     model = run.path / registry.MODEL_FILE
+    if run.is_measurement:
+        from ecg_core.ml.measure_model import MEASURE_JSON
+
+        model = run.path / MEASURE_JSON
     return f"{run.path.resolve()}:{model.stat().st_mtime_ns if model.exists() else 0}"
 
 
 # ------------------------------------------------------------------------------------------------ models
+@st.cache_resource(show_spinner=False, max_entries=4)
+def measure_model(run_path: str, run_key: str) -> Any:
+    """A measurement run's model (LightGBM text / JSON; cheap to load), per run folder and model file time."""
+    from ecg_core.ml import registry
+
+    return registry.load_model(registry.read_run(run_path))
+
+
 @st.cache_resource(show_spinner=False)
 def explainer_cache() -> ExplainerCache:
     """The app's one cache of loaded models (shared by the Explain pages and the start-up warm-up)."""
@@ -109,6 +121,50 @@ def report_pipeline(run_key: str, _explainer: Explainer, _cfg: PreprocessConfig)
     return pipeline.ReportPipeline(_explainer, _cfg, cache_size=8)
 
 
+def ood_profile(run: RunInfo) -> tuple[Any, str]:
+    """(the run's OOD profile or None, a problem to show: '' or why a stored profile could not be read), reloaded
+    when the profile file changes."""
+    from ecg_core.reports import ood
+
+    p = run.path / ood.PROFILE_FILE
+    return _ood_profile_cached(str(run.path), p.stat().st_mtime_ns if p.exists() else 0)
+
+
+def ood_of_image(run: RunInfo, file_hash: str, data: bytes, name: str) -> Any:
+    """The descriptor-only :class:`ecg_core.reports.ood.OodVerdict` of one image (for a model without a feature
+    space, e.g. a measurement model), cached per run profile and image."""
+    from ecg_core.reports import ood
+
+    p = run.path / ood.PROFILE_FILE
+    return _ood_of_image_cached(str(run.path), p.stat().st_mtime_ns if p.exists() else 0, file_hash, data, name)
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def _ood_of_image_cached(run_path: str, stamp: int, file_hash: str, _data: bytes, name: str) -> Any:
+    from ecg_core.core.errors import EcgCoreError
+    from ecg_core.imaging.preprocess import PreprocessConfig
+    from ecg_core.reports import ood
+    from ecg_core.reports.pipeline import decode_for_model
+
+    profile, _ = _ood_profile_cached(run_path, stamp)
+    try:
+        rgb, size = decode_for_model(_data, name, PreprocessConfig())
+    except EcgCoreError:
+        return ood.assess(None, profile)
+    return ood.assess(ood.describe_report(rgb, original_size=size), profile)
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def _ood_profile_cached(run_path: str, stamp: int) -> tuple[Any, str]:
+    from ecg_core.core.errors import EcgCoreError
+    from ecg_core.reports import ood
+
+    try:
+        return ood.load_profile(run_path), ""
+    except EcgCoreError as e:
+        return None, str(e)
+
+
 @st.cache_data(show_spinner=False, max_entries=16)
 def faithfulness(run_key: str, file_hash: str, cfg_hash: str, method: str, class_index: int,
                  _explainer: Explainer, _x: np.ndarray, _heatmap: np.ndarray
@@ -130,15 +186,24 @@ def pdf_report(key: str, _content: pdf.ReportContent) -> bytes:
 
 
 @st.cache_data(show_spinner="Predicting every file of the batch...", max_entries=8)
-def batch_predictions(run_key: str, folder: str, signature: str, check: bool, _explainer: Explainer,
-                      _cfg: PreprocessConfig) -> pd.DataFrame:
-    """One row per file of ``folder`` (see :func:`ecg_core.reports.batch.predict_files`)."""
+def batch_predictions(run_key: str, folder: str, signature: str, check: bool, _explainer: Any,
+                      _cfg: PreprocessConfig | None, ood_stamp: int = 0, _ood: Any = None) -> pd.DataFrame:
+    """One row per file of ``folder`` (see :func:`ecg_core.reports.batch.predict_files`), with the
+    ``in_distribution`` / ``ood_reason`` columns of the run's OOD profile ``_ood`` (``ood_stamp``: its file time).
+    ``_cfg`` None: ``_explainer`` is a measurement model (:func:`ecg_core.reports.measure_predict.predict_files_measure`,
+    plus a ``reading`` column)."""
     from ecg_core.core import paths
     from ecg_core.reports import batch
 
     files = batch.list_batch_files(folder)
+    if _cfg is None:  # a measurement model (no preprocessing): read and measure each report, as `predict` does
+        from ecg_core.reports import ood_build
+        from ecg_core.reports.measure_predict import predict_files_measure
+
+        table = predict_files_measure(_explainer, files, root=folder, check=check)
+        return ood_build.add_ood_columns(table, files, _ood, cache_root=paths.cache_dir())
     return batch.predict_files(_explainer, _cfg, files, class_names=_explainer.class_names, root=folder,
-                               check=check, cache_root=paths.cache_dir())
+                               check=check, cache_root=paths.cache_dir(), ood=_ood)
 
 
 # ------------------------------------------------------------------------------------------------ datasets
@@ -286,7 +351,22 @@ def arrhythmia_predictions(key: str, path: str, fs: float | None, mode: str, run
 
     bundle = arrhythmia_model(run_path, stamp)
     segs = arrhythmia_segments(key, path, fs, json.dumps(arr.with_lead(bundle.seg_cfg, lead).to_dict()), mode)
-    return arr.predict_segments(bundle, segs)
+    rec = arrhythmia_record(key, path, fs)[0] if bundle.is_gbm else None  # feature models read the whole record
+    return arr.predict_segments(bundle, segs, record=rec)
+
+
+@st.cache_data(show_spinner="Computing the beat features...", max_entries=4)
+def arrhythmia_feature_rows(key: str, path: str, fs: float | None, mode: str, run_path: str, stamp: str,
+                            lead: str | None = None):
+    """The gradient-boosting model's input row of every segment (RR context, morphology, VF window features)."""
+    from ecg_core.signals import arrhythmia as arr
+    from ecg_core.signals import arrhythmia_gbm
+
+    bundle = arrhythmia_model(run_path, stamp)
+    segs = arrhythmia_segments(key, path, fs, json.dumps(arr.with_lead(bundle.seg_cfg, lead).to_dict()), mode)
+    rec = arrhythmia_record(key, path, fs)[0]
+    return arrhythmia_gbm.segment_feature_rows(rec, [g.time_s for g in segs], [g.kind for g in segs],
+                                               snap=bundle.model.snap_peaks)
 
 
 @st.cache_data(show_spinner=False, max_entries=4)

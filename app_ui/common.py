@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from app_ui import cache
+from app_ui import auth, cache
 from ecg_core.core import paths
 from ecg_core.core.errors import EcgCoreError
 from ecg_core.core.hashing import file_hash
@@ -95,6 +95,8 @@ def current_dataset() -> str:
     root = st.session_state.get(DATASET_KEY)
     if root and Path(str(root)) != paths.demo_data_dir():
         return str(root)
+    if st.session_state.get(REFUSED_KEY):  # a typed folder outside the data roots: no dataset, not the demo
+        return ""
     demo = ensure_demo_dataset()
     return str(demo) if demo else ""
 
@@ -106,11 +108,19 @@ def dataset_sidebar() -> None:
     with st.sidebar:
         st.subheader("Dataset")
         pick = st.selectbox("Dataset", options, key="app_dataset_pick", label_visibility="collapsed")
+        st.session_state.pop(REFUSED_KEY, None)
         if pick == "Other folder...":
             typed = st.text_input("Folder with one sub-folder per class", key="app_dataset_path")
-            st.session_state[DATASET_KEY] = typed.strip()
+            st.session_state[DATASET_KEY] = ""
+            if typed.strip():  # checked before anything lists or scans it
+                try:
+                    st.session_state[DATASET_KEY] = str(inside_roots(typed))
+                except EcgCoreError as e:
+                    st.session_state[REFUSED_KEY] = str(e)
+                    st.error(str(e))
         elif pick == "Upload a zip...":
-            up = st.file_uploader("Zip of class folders", type=["zip"], key="app_dataset_zip")
+            up = (st.file_uploader("Zip of class folders", type=["zip"], key="app_dataset_zip")
+                  if auth.require_role(auth.EDITOR, "Importing a dataset") else None)
             if up is not None:
                 st.session_state[DATASET_KEY] = import_zip(up.getvalue(), up.name)
         else:
@@ -120,32 +130,54 @@ def dataset_sidebar() -> None:
             st.caption(f"`{root}`")
 
 
-def import_zip(data: bytes, name: str) -> str:
-    """Extract an uploaded zip into the uploads folder (one folder per archive content); returns the folder."""
-    from ecg_core.ml.zip_import import extract_zip
-
-    digest = file_hash(data)[:16]
-    dest = paths.uploads_dir() / f"zip-{digest}"
-    if dest.exists() and any(dest.iterdir()):
-        return str(dest)
+def import_zip(data: bytes, name: str, dest_root: Path | None = None) -> str:
+    """Extract an uploaded zip of class folders (:func:`extract_upload_zip`); returns the folder, or "" with a
+    message in the sidebar when it is refused (also to a session without the editor role)."""
+    if not auth.can_edit():  # checked on the server, whatever the browser sent
+        st.sidebar.error(f"Importing a dataset {auth.NEEDS_EDITOR}.")
+        return ""
     try:
-        res = extract_zip(data, dest)
+        root, skipped = extract_upload_zip(data, "zip", dest_root)
     except EcgCoreError as e:
-        if dest.is_dir() and any(dest.iterdir()):  # the same archive, imported by another session meanwhile
-            return str(dest)
         st.sidebar.error(f"{name}: {e}")
         return ""
-    if res.skipped:
+    if skipped:
         st.sidebar.warning(
-            f"{name}: {len(res.skipped)} entries were not imported, e.g. "
-            + "; ".join(f"{n} ({why})" for n, why in res.skipped[:3])
+            f"{name}: {len(skipped)} entries were not imported, e.g. "
+            + "; ".join(f"{n} ({why})" for n, why in skipped[:3])
         )
-    return str(res.root)
+    return str(root)
+
+
+def extract_upload_zip(data: bytes, prefix: str, dest_root: Path | None = None) -> tuple[Path, list[tuple[str, str]]]:
+    """Extract an uploaded zip into ``<this session's uploads folder>/<prefix>-<content hash>`` (``dest_root``
+    overrides the folder; the same archive again reuses it) after checking the uploads quota against the size its
+    entries declare (nothing is written when it is over; the extraction itself stops at the quota too). Returns
+    the folder and the refused entries; raises :class:`EcgCoreError` (quota, unreadable or unsafe archive)."""
+    from ecg_core.ml.zip_import import ZipLimits, declared_size, extract_zip
+
+    dest = (dest_root or session_uploads_dir()) / f"{prefix}-{file_hash(data)[:16]}"
+    if dest.exists() and any(dest.iterdir()):
+        return dest, []
+    size, zip_limits = declared_size(data), ZipLimits()
+    if size <= zip_limits.max_total_bytes:  # (a larger one is refused by extract_zip as a zip bomb, unwritten)
+        free = check_upload_quota(size)  # before anything is written
+        zip_limits = ZipLimits(max_total_bytes=max(1, min(zip_limits.max_total_bytes, free + size)))
+    try:
+        res = extract_zip(data, dest, limits=zip_limits)
+    except EcgCoreError:
+        if dest.is_dir() and any(dest.iterdir()):  # the same archive, imported by another run meanwhile
+            return dest, []
+        raise
+    return Path(res.root), list(res.skipped)
 
 
 def require_dataset() -> pd.DataFrame:
     """The scanned index of the current dataset, or a clear message and stop."""
     root = current_dataset()
+    if not root and st.session_state.get(REFUSED_KEY):
+        st.error(st.session_state[REFUSED_KEY])
+        st.stop()
     if not root:
         st.info("Choose a dataset folder in the sidebar (one sub-folder per class).")
         st.stop()
@@ -161,6 +193,101 @@ def require_dataset() -> pd.DataFrame:
             st.caption(f"{len(skipped)} other files were ignored, e.g. {skipped[0][0]} ({skipped[0][1]}).")
         st.stop()
     return index
+
+
+# ------------------------------------------------------------------------- data roots, per-session uploads, quotas
+REFUSED_KEY = "app_dataset_refused"  # the message of a typed dataset folder outside the data roots
+
+
+def data_roots() -> tuple[Path, ...]:
+    """The folders a typed path may point into (:func:`ecg_core.core.roots.allowed_roots`)."""
+    import os
+
+    from ecg_core.core import roots
+
+    return roots.allowed_roots(os.environ, paths.app_home(), paths.models_dir(), paths.demo_data_dir(),
+                               paths.REPO_ROOT, shared_data=paths.shared_data_dir())
+
+
+def inside_roots(typed: str) -> Path:
+    """The resolved folder of a typed path, or :class:`~ecg_core.core.roots.OutsideRootsError` naming the roots
+    (also for the uploads of other sessions, or a folder above them)."""
+    from ecg_core.core import roots
+
+    return roots.resolve_inside_roots(typed, data_roots(), base=paths.REPO_ROOT, private=paths.uploads_dir(),
+                                      own=session_uploads_dir(clean=False))
+
+
+def limits():  # -> ecg_core.core.quota.Limits
+    """The server's limits (:func:`ecg_core.core.quota.limits_from_env`); the defaults, with a warning, when an
+    environment variable is not valid."""
+    import os
+
+    from ecg_core.core import quota
+
+    try:
+        return quota.limits_from_env(os.environ)
+    except EcgCoreError as e:
+        st.warning(f"{e} The default limits are used.")
+        return quota.Limits()
+
+
+SESSION_KEY = "app_upload_session"  # a random id per browser session: the name of its uploads folder
+
+
+def _session_id() -> str:
+    import uuid
+
+    try:
+        from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+        ctx = get_script_run_ctx()
+    except ImportError:  # pragma: no cover - a Streamlit without this internal
+        ctx = None
+    if ctx is None:  # no script run (a thread of a test): one shared folder
+        return "local"
+    sid = st.session_state.get(SESSION_KEY)
+    if not isinstance(sid, str) or not sid.isalnum():
+        sid = st.session_state[SESSION_KEY] = uuid.uuid4().hex
+    return sid
+
+
+def session_uploads_dir(*, clean: bool = True) -> Path:
+    """This browser session's uploads folder (``<uploads>/s-<session id>``); with ``clean``, session folders not
+    touched for ``ECG_INSIGHT_UPLOAD_MAX_AGE_H`` hours (other than this one) are removed first."""
+    import time
+
+    from ecg_core.core import quota
+
+    mine = paths.uploads_dir() / f"s-{_session_id()}"
+    now = time.time()
+    if clean and now - _LAST_CLEAN.get(str(paths.uploads_dir()), 0.0) >= CLEAN_EVERY_S:
+        _LAST_CLEAN[str(paths.uploads_dir())] = now
+        quota.clean_old(paths.uploads_dir(), limits().upload_max_age_s, now, keep=[mine])
+    return mine
+
+
+CLEAN_EVERY_S = 60.0  # the uploads folder is swept for stale session folders at most once a minute per server
+_LAST_CLEAN: dict[str, float] = {}
+
+
+def check_upload_quota(nbytes: int) -> int:
+    """Raise :class:`~ecg_core.core.quota.QuotaError` when storing ``nbytes`` more would take the uploads folder
+    (all sessions) over ``ECG_INSIGHT_UPLOAD_QUOTA_MB``; returns the bytes left after it."""
+    from ecg_core.core import quota
+
+    return quota.check_quota(paths.uploads_dir(), nbytes, limits().upload_quota_bytes, what="uploads",
+                             env_name=quota.UPLOAD_QUOTA_ENV,
+                             hint="Try again later (uploads are removed after "
+                                  f"{limits().upload_max_age_s / 3600:g} h) or use a smaller file.")
+
+
+def check_models_quota() -> None:
+    """Raise :class:`~ecg_core.core.quota.QuotaError` when the trained runs are at ``ECG_INSIGHT_MODELS_QUOTA_MB``."""
+    from ecg_core.core import quota
+
+    quota.check_quota(paths.models_dir(), 0, limits().models_quota_bytes, what="trained runs",
+                      env_name=quota.MODELS_QUOTA_ENV, hint="Delete runs you no longer need (Runs, below).")
 
 
 # ------------------------------------------------------------------------------- the Preprocess page's settings

@@ -137,6 +137,12 @@ class Warmup:
                                     f"no usable trained model in {self.models_dir}", dict(phases))
                 return
             self._update(run_id=run.run_id)
+            if run.is_measurement:  # LightGBM text / JSON: no Keras to import, no Grad-CAM to trace
+                registry.load_model(run)
+                lap("load")
+                final = WarmupState("ready", run.run_id, round(self._elapsed(), 2),
+                                    f"{run.run_id} loaded (measurement model)", dict(phases))
+                return
             explainer = cache.get(run)  # imports Keras/TensorFlow and loads the model
             lap("load")
             x = np.zeros(tuple(explainer.input_shape), dtype=np.float32)

@@ -55,14 +55,18 @@ class ReportModel:
         return self.run.run_id
 
 
-def pick_report_model(key: str = "explain_run") -> ReportModel:
+def pick_report_model(key: str = "explain_run", *, measurement: bool = False) -> ReportModel:
     """Select box of the trained models that read report images (default: the registry's default run), with the
-    runs that cannot be used listed above; loads the chosen one. Stops the page when there is no usable model."""
+    runs that cannot be used listed above; loads the chosen one. Stops the page when there is no usable model.
+    ``measurement``: also offer measurement models (then ``cfg`` is None and ``explainer`` is the loaded
+    :class:`ecg_core.ml.measure_model.MeasureModel`; the caller checks ``run.is_measurement``)."""
     from ecg_core.core import labels, paths
     from ecg_core.ml import registry
 
     # only models that read report images: a spectral-beat arrhythmia model has no meaning on a 12-lead report
     runs = registry.list_runs(paths.models_dir(), input_kind=labels.INPUT_REPORT_IMAGE)
+    if not measurement:
+        runs = [r for r in runs if not r.is_measurement]
     usable = {r.run_id: r for r in runs if r.usable}
     unusable = [r for r in runs if not r.usable]
     unusable_runs(unusable, f"{len(unusable)} runs cannot be used")
@@ -75,6 +79,10 @@ def pick_report_model(key: str = "explain_run") -> ReportModel:
                           index=list(usable).index(default.run_id) if default is not None and default.run_id in usable
                           else 0)
     run = usable[run_id]
+    if run.is_measurement:  # no preprocessing, no Keras: the caller shows its own view (app_ui.measure_view)
+        with common.safe(f"Loading model {run_id}"):
+            measure = cache.measure_model(str(run.path), cache.run_key(run))
+        return ReportModel(run, usable, None, measure, cache.run_key(run))
     with common.safe("Reading the model's preprocessing"):
         cfg = registry.preprocess_config_of(run)
     with common.safe(f"Loading model {run_id}"):

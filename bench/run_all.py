@@ -32,6 +32,8 @@ BENCHES = {
                      "<= 2.5 GB"),
     "digitize": ("digitize.py", "digitise + measure one full-resolution report vs the whole explain pipeline",
                  "ratio <= 3"),
+    "ood_rates": ("ood_rates.py", ("default model: mendeley-dev in distribution (target 98 %), rendered 6x2 / 12x1 "
+                                   "out of distribution (90 %); the weakest as a share of its target"), "ratio >= 1"),
 }
 
 

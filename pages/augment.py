@@ -8,12 +8,13 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from app_ui import cache, common
+from app_ui import auth, cache, common
 from ecg_core.imaging import augment
 from ecg_core.ml import train_data
 from ecg_core.ml.train_config import TrainConfig
 from ecg_core.core.errors import EcgCoreError
 
+auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("🎛️ Augment")
 st.caption("Augmentation runs online, on the training split only; validation and test images are never "
            "augmented or copied. The sliders below preview a preset: a training job uses the named preset chosen "

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from app_ui import cache, common, widgets
+from app_ui import auth, cache, common, widgets
 from ecg_core.core import paths
 from ecg_core.ml import compare, leakage_demo, registry, report
 from ecg_core.viz import evaluation as viz_eval
@@ -29,6 +29,7 @@ def chart(fig, name: str) -> None:
 
 
 # --------------------------------------------------------------------------------------------------- page
+auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("📊 Compare runs")
 st.caption(
     "Every number is measured on each run's held-out test split, with 95 % confidence intervals from a bootstrap "

@@ -3,10 +3,11 @@ classes with few images in a split) and leakage check."""
 
 import streamlit as st
 
-from app_ui import cache, common
+from app_ui import auth, cache, common
 from ecg_core.ml import dataset, splits
 from ecg_core.viz import common as viz
 
+auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("🗂️ Data")
 index = common.require_dataset()
 report = dataset.audit(index)

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 import streamlit as st
 
-from app_ui import cache, common, widgets
+from app_ui import auth, cache, common, widgets
 from app_ui.reading import reading_view
 from ecg_core.core import paths
 from ecg_core.core.errors import EcgCoreError
@@ -39,10 +39,11 @@ def png_bytes(rgb: np.ndarray) -> bytes:
     return buf.tobytes() if ok else b""
 
 
+auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("🔎 Explain")
 st.caption(common.DISCLAIMER)
 
-model = widgets.pick_report_model()
+model = widgets.pick_report_model(measurement=True)
 run, run_id, usable, cfg, explainer, rkey = (model.run, model.run_id, model.usable, model.cfg, model.explainer,
                                              model.key)
 
@@ -93,6 +94,17 @@ if path is not None:
 assert data is not None
 
 fhash = file_hash(data)
+if run.is_measurement:  # a measurement model: its own view (contributions per lead; no Grad-CAM)
+    from app_ui import measure_view
+
+    with common.safe("Comparing the report with the training reports"):
+        ood_verdict = cache.ood_of_image(run, fhash, data, name)
+    if ood_verdict.in_distribution is False:
+        st.warning(ood_verdict.message, icon="⚠️")
+    elif ood_verdict.in_distribution is None:
+        st.caption(ood_verdict.message)
+    measure_view.render(run, explainer, data, fhash, name, leads.load_sidecar(path) if path is not None else None)
+    st.stop()
 chash = cfg.config_hash()
 pipe = cache.report_pipeline(rkey, explainer, cfg)
 sidecar = leads.load_sidecar(path) if path is not None else None
@@ -132,8 +144,18 @@ left, right = st.columns([3, 2])
 left.plotly_chart(probability_figure(probs, explainer.class_names), width="stretch",
                   key="explain_probs_fig")
 domain = training_domain_note(run.data_source, input_synthetic=sidecar is not None)
+profile, profile_problem = cache.ood_profile(run)
+with common.safe("Comparing the report with the training reports"):
+    ood_verdict = pipe.ood(prepared, profile)
 with right:
     st.markdown(f"**Model output:** {explainer.class_names[top]} ({probs[top]:.0%})")
+    if ood_verdict.in_distribution is False:
+        st.warning(ood_verdict.message, icon="⚠️")
+    elif ood_verdict.in_distribution is None:
+        st.caption(profile_problem or ood_verdict.message)
+    else:
+        st.caption("The report resembles the reports this model was trained on (layout, paper, size and the "
+                   "model's feature space).")
     if not domain.matches:
         st.warning(domain.text)
     else:
@@ -273,10 +295,11 @@ if st.toggle("Prepare a PDF report", key="explain_pdf_on"):
         image=rgb, overlay=over, probs=probs, class_names=explainer.class_names, run_meta=run.meta,
         method_title=method_title(method), explained_class=explainer.class_names[class_index],
         image_name=name, lead_table=table, layout_message=layout.message, ecg_check_message=check.message,
-        notes=ex.notes, faithfulness=verdicts,
+        ood_message=ood_verdict.message, notes=ex.notes, faithfulness=verdicts,
         measurement_tables=reading[:2] if reading else None, criteria=reading[2] if reading else ())
     with common.safe("Building the PDF"):
-        pdf = cache.pdf_report(f"{faith_key}|{alpha:.2f}|{layout.source}|faith:{len(verdicts)}|reading:"
+        pdf = cache.pdf_report(f"{faith_key}|{alpha:.2f}|{layout.source}|ood:{ood_verdict.csv_value}|"
+                               f"faith:{len(verdicts)}|reading:"
                                f"{reading is not None}", content)
     st.download_button("Download the PDF report", pdf, f"{Path(name).stem}_explained.pdf", "application/pdf",
                        key="explain_pdf")

@@ -7,26 +7,32 @@ from __future__ import annotations
 
 import streamlit as st
 
-from app_ui import cache, common, widgets
-from ecg_core.core import paths
+from app_ui import auth, cache, common, widgets
 from ecg_core.reports import batch
 
+auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("🗃️ Batch predict")
 st.caption(common.DISCLAIMER)
 
-model = widgets.pick_report_model()
+model = widgets.pick_report_model(measurement=True)
 st.caption("One row per file: the predicted class, or why there is none (unreadable, not an ECG report). "
-           "The model's stored preprocessing is used. Research and education use only — not a diagnosis.")
+           + ("A measurement model reads and measures each report (about a second per report here); the column "
+              "**reading** says when leads could not be read. " if model.run.is_measurement else
+              "The model's stored preprocessing is used. ")
+           + "Research and education use only — not a diagnosis.")
 
 source = st.radio("Files", ["Folder path", "Zip upload"], horizontal=True, key="explain_batch_source")
 folder = ""
 if source == "Folder path":
     folder = st.text_input("Folder with report images (searched recursively)", key="explain_batch_dir").strip()
+    if folder:  # only inside the data roots, checked before anything lists the folder
+        with common.guard("Opening the folder"):
+            folder = str(common.inside_roots(folder))
 else:
     up = st.file_uploader("Zip of report images", type=["zip"], key="explain_batch_zip")
     if up is not None:
         with common.safe(f"Extracting {up.name}"):
-            root, skipped = batch.extract_batch_zip(up.getvalue(), paths.uploads_dir())
+            root, skipped = common.extract_upload_zip(up.getvalue(), "batch")
         folder = str(root)
         if skipped:
             st.warning(f"{len(skipped)} entries of the zip were not extracted, e.g. "
@@ -38,20 +44,34 @@ if not folder or st.session_state.get("explain_batch_request") != folder:
     st.info("Choose a folder or a zip, then press **Predict the batch**.")
     st.stop()
 
+profile, profile_problem = cache.ood_profile(model.run)
+if profile_problem:
+    st.warning(profile_problem)
 with common.safe("Predicting the batch"):
     table = cache.batch_predictions(model.key, folder, cache.folder_signature(folder, stat_files=True), refuse,
-                                    model.explainer, model.cfg)
+                                    model.explainer, model.cfg, id(profile), profile)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("files", len(table))
 c2.metric("predicted", int((table["predicted"] != "").sum()))
 c3.metric("not an ECG", int(table["reason"].str.startswith(batch.REASON_NOT_ECG).sum()))
 c4.metric("unreadable", int(table["reason"].str.startswith(batch.REASON_UNREADABLE).sum()))
+n_ood = int((table["in_distribution"] == "false").sum())
+if profile is None:
+    st.info("Whether these reports resemble the model's training reports is unknown: the model has no OOD profile "
+            "(`python -m ecg_core ood-profile RUN --data DIR` builds one).")
+elif n_ood:
+    st.warning(f"{n_ood} predicted reports look unlike the reports this model was trained on (column "
+               "**in distribution** = false, **why out of distribution** says how): treat their predictions as "
+               "unreliable.")
 # ecg_score is not shown: on real reports it is one constant (0.9437 for 646 of 648 Mendeley images, the margin of the
 # report layout's trace span), so it says nothing about the image; the verdict and its reasons are in `reason`
 view = table.drop(columns=["ecg_score"])
 columns = {"path": st.column_config.TextColumn("file", width="medium"),
            "predicted": st.column_config.TextColumn("predicted class", width="medium"),
-           "reason": st.column_config.TextColumn("why no prediction", width="large")}
+           "reason": st.column_config.TextColumn("why no prediction", width="large"),
+           "in_distribution": st.column_config.TextColumn("in distribution", width="small"),
+           "ood_reason": st.column_config.TextColumn("why out of distribution", width="large"),
+           "reading": st.column_config.TextColumn("reading", width="large")}
 columns.update({c: st.column_config.NumberColumn(c.removeprefix("prob_"), format="%.2f", width="small")
                 for c in view.columns if c.startswith("prob_")})
 st.dataframe(view, hide_index=True, width="stretch", column_config=columns)

@@ -4,8 +4,9 @@ example reports are in ``assets/``: ``app_ui.assets``)."""
 import streamlit as st
 from streamlit.errors import StreamlitAPIException
 
-from app_ui import assets, cache, common
+from app_ui import assets, auth, cache, common
 
+auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("🫀 ECG Insight")
 st.subheader("Explore, train and explain CNNs on 12-lead ECG report images")
 st.warning(common.DISCLAIMER, icon="⚠️")

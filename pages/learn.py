@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from app_ui import assets, cache, common
+from app_ui import assets, auth, cache, common
 from app_ui.reading import record_section
 from ecg_core.reports import synth
 from ecg_core.core.labels import get_preset
@@ -14,6 +14,7 @@ PRESET = get_preset(synth.PRESET_NAME)
 _PAPERS = (*synth.GRID_STYLES, "black & white")
 
 
+auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("Learn: reading a 12-lead ECG")
 st.caption(assets.text("learn"))
 

@@ -4,11 +4,12 @@ import json
 
 import streamlit as st
 
-from app_ui import common, widgets
+from app_ui import auth, common, widgets
 from ecg_core.core.errors import EcgCoreError
 from ecg_core.imaging.loader import load_image
 from ecg_core.imaging.preprocess import CROP_MODES, PreprocessConfig, preprocess
 
+auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("🧪 Preprocess")
 st.caption("The same configuration object is stored with every trained model, so inference preprocesses "
            "exactly as training did.")

@@ -11,7 +11,7 @@ import time
 import pandas as pd
 import streamlit as st
 
-from app_ui import common
+from app_ui import auth, common
 from ecg_core.core import paths
 from ecg_core.core.errors import EcgCoreError
 from ecg_core.core.atomic import atomic_write_json
@@ -21,9 +21,14 @@ from ecg_core.ml import jobs, modelcard, registry
 from ecg_core.viz import common as viz
 from ecg_core.ml.zoo import list_architectures
 
+auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("🏋️ Train")
 models_dir = paths.models_dir()
-archs = {a.name: a for a in list_architectures()}
+archs = {a.name: f"{a.title} — {a.description}" for a in list_architectures()}
+archs.update({"measure_lgbm": "Measurement model (LightGBM) — reads each report (digitised leads: ST, Q, R, T, "
+                              "rate, intervals, axis) and classifies the measurements; no image size or epochs",
+              "measure_logreg": "Measurement model (logistic regression) — the same measurements, a regularised "
+                                "linear model"})
 
 # -------------------------------------------------------------------------------------------------- new jobs
 with st.expander("New training job", expanded=not any(r.status == "running" for r in registry.list_runs(models_dir))):
@@ -31,7 +36,7 @@ with st.expander("New training job", expanded=not any(r.status == "running" for 
     st.caption(f"Dataset: `{data_dir or '(none chosen)'}` — change it in the sidebar. Splits are by duplicate "
                "group; augmentation and balancing touch the training split only.")
     chosen = st.multiselect("Architectures (queued, trained one after another)", list(archs), ["custom_cnn"],
-                            format_func=lambda a: f"{archs[a].title} — {archs[a].description}", key="train_archs")
+                            format_func=archs.get, key="train_archs")
     pre_source = st.radio("Preprocessing", ["preprocess_page", "defaults"], horizontal=True, key="train_pre_source",
                           format_func={"preprocess_page": "the Preprocess page's settings",
                                        "defaults": "the defaults, with the size below"}.get)
@@ -75,9 +80,12 @@ with st.expander("New training job", expanded=not any(r.status == "running" for 
                                    "in run.json)")
     unfreeze = st.slider("unfreeze top N layers of a pretrained base", 0, 100, 0, key="train_unfreeze")
     no_pre = pre_source == "preprocess_page" and page_pre is None
-    start = st.button("Start training", type="primary", key="train_start",
-                      disabled=not (chosen and data_dir) or no_pre)
+    start = auth.require_role(auth.EDITOR, "Starting a training job") and st.button(
+        "Start training", type="primary", key="train_start", disabled=not (chosen and data_dir) or no_pre)
     if start:
+        auth.ensure_role(auth.EDITOR, "Starting a training job")  # on the server, whatever the browser sent
+        with common.guard("Starting the training job"):  # refused before anything is written
+            common.check_models_quota()
         qid = registry.new_run_id("queue")
         if pre_source == "preprocess_page":  # the job reads the Preprocess page's config from a file (--config)
             pre_file = models_dir / ".jobs" / f"preprocess-{qid}.json"
@@ -99,6 +107,10 @@ with st.expander("New training job", expanded=not any(r.status == "running" for 
             jobs.start_queue(models_dir, qid, runs)
         st.session_state["train_queue"] = qid
         st.success(f"Started {len(runs)} job(s): {', '.join(r['run_id'] for r in runs)}")
+        busy, limit = jobs.running_jobs(models_dir), common.limits().max_jobs
+        if len(busy) >= limit:
+            st.info(f"{len(busy)} training job(s) already run on this server (at most {limit} at a time, "
+                    "ECG_INSIGHT_MAX_JOBS): these wait in the queue and start when one ends.")
 
 
 # -------------------------------------------------------------------------------------------------- live jobs
@@ -143,16 +155,21 @@ def live_jobs(shown: tuple) -> None:
                     st.progress(min(1.0, frac_ep), text=f"batch {last.get('batch')}/{last.get('batches')}")
             st.plotly_chart(viz.training_progress_figure(state.epochs), width="stretch",
                             key=f"train_curve_{run.run_id}")
-            if st.button("Stop", key=f"train_stop_{run.run_id}",
-                         help="stops this run only; the next queued run then starts"):
+            if not auth.can_edit():
+                st.caption(f"Stopping a run {auth.NEEDS_EDITOR}.")
+            elif st.button("Stop", key=f"train_stop_{run.run_id}",
+                           help="stops this run only; the next queued run then starts"):
+                auth.ensure_role(auth.EDITOR, "Stopping a run")
                 jobs.stop_job(run.path)
                 st.info("Stop requested: the job finishes its batch, keeps the best checkpoint and evaluates it"
                         + ("; then the next queued run starts." if queued else "."))
             with st.expander("log"):
                 st.code(jobs.job_log(run.path, tail=30) or "(empty)")
     if queued:
-        st.caption(f"Queued (each starts when the one before it ends): {', '.join(e[1] for e in queued)}")
-        if st.button("Cancel the queued runs", key="train_cancel_queue"):
+        st.caption(f"Queued (each starts when the one before it ends, at most {common.limits().max_jobs} job(s) at "
+                   f"a time on this server): {', '.join(e[1] for e in queued)}")
+        if auth.can_edit() and st.button("Cancel the queued runs", key="train_cancel_queue"):
+            auth.ensure_role(auth.EDITOR, "Cancelling queued runs")
             for q in dict.fromkeys(e[0] for e in queued):
                 jobs.stop_queue(models_dir, q)
             st.rerun()
@@ -233,9 +250,10 @@ else:
     shipped = registry.is_shipped(pick)
     if run.status == "running":
         st.caption("A running job cannot be deleted: stop it first.")
-    elif st.button(f"Delete run {pick}...", key="train_delete"):
+    elif auth.require_role(auth.EDITOR, "Deleting a run") and st.button(f"Delete run {pick}...",
+                                                                       key="train_delete"):
         st.session_state["train_delete_pending"] = pick
-    if st.session_state.get("train_delete_pending") == pick and run.status != "running":
+    if st.session_state.get("train_delete_pending") == pick and run.status != "running" and auth.can_edit():
         with st.container(border=True):
             st.warning(f"Delete **{pick}** and every file in `{run.path}`? This cannot be undone.")
             second = True
@@ -244,6 +262,7 @@ else:
                                      "anyway", key="train_delete_shipped")
             c1, c2 = st.columns(2)
             if c1.button("Yes, delete", key="train_delete_confirm", type="primary", disabled=not second):
+                auth.ensure_role(auth.EDITOR, "Deleting a run")
                 with common.guard(f"Deleting run {pick}"):
                     registry.delete_run(models_dir, pick, allow_shipped=shipped and second)
                     st.session_state.pop("train_delete_pending", None)

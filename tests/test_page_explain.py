@@ -170,9 +170,10 @@ def test_no_runs_and_unusable_runs(monkeypatch, tmp_path) -> None:
     assert any("No trained model" in i.value for i in at.info)
 
 
-def test_batch_mode_with_a_bad_file(page, trained, tmp_path) -> None:
+def test_batch_mode_with_a_bad_file(page, trained, tmp_path, monkeypatch) -> None:
     _, data = trained
     folder = tmp_path / "batch"
+    monkeypatch.setenv("ECG_INSIGHT_DATA_ROOTS", str(folder))  # a typed folder must lie inside the data roots
     folder.mkdir()
     for p in sorted(data.glob("*/*.png"))[:2]:
         (folder / p.name).write_bytes(p.read_bytes())
@@ -252,13 +253,13 @@ def test_only_report_image_models_are_offered(page, trained, monkeypatch, tmp_pa
 
 def test_training_domain_is_named_next_to_the_verdict(page, trained) -> None:
     """Issue 19.2: a synthetic-data model applied to a real (uploaded) report says so next to its verdict; on a
-    synthetic report (with its sidecar) it says that the input is like its training data."""
+    synthetic report (with its sidecar) it says that the input is the same kind of source."""
     _, data = trained
     image = sorted((data / "normal").glob("*.png"))[0]
     at = page(explain_path=str(image)).run()
     assert not at.exception, at.exception
     assert not any("synthetic reports only" in w.value for w in at.warning)
-    assert any("like its training data" in c.value for c in at.caption)
+    assert any("the same kind of source" in c.value for c in at.caption)
 
     at = page(explain_source="Upload").run()
     at.file_uploader(key="explain_upload").set_value(("report.png", image.read_bytes(), "image/png")).run()
@@ -275,3 +276,36 @@ def test_domain_note_both_ways() -> None:
     assert training_domain_note("real", input_synthetic=False).matches
     assert training_domain_note("synthetic", input_synthetic=True).matches
     assert not training_domain_note("unknown", input_synthetic=False).matches
+
+
+def test_batch_page_runs_the_shipped_measurement_model(trained, tmp_path, monkeypatch) -> None:
+    """The default model is a measurement model (issue 15): the Batch predict page offers it and reads + measures
+    each report like ``python -m ecg_core predict`` (before: the page listed CNN runs only)."""
+    import shutil
+
+    shipped = REPO / "models" / "cardiac4-mendeley-measure-lgbm"
+    if not shipped.is_dir():
+        pytest.skip(f"the shipped measurement run {shipped} is missing")
+    _, data = trained
+    models, folder = tmp_path / "models", tmp_path / "batch"
+    shutil.copytree(shipped, models / shipped.name)
+    monkeypatch.setenv("ECG_INSIGHT_MODELS", str(models))
+    monkeypatch.setenv("ECG_INSIGHT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ECG_INSIGHT_DATA_ROOTS", str(folder))
+    folder.mkdir()
+    for p in sorted(data.glob("*/*.png"))[:2]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    st.cache_data.clear()
+    at = AppTest.from_file(BATCH_PAGE, default_timeout=TIMEOUT).run()
+    assert not at.exception and at.selectbox(key="explain_run").value == shipped.name
+    at.text_input(key="explain_batch_dir").set_value(str(folder)).run()
+    at.button(key="explain_batch_run").click().run()
+    assert not at.exception, at.exception
+    assert not at.error, [e.value for e in at.error]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics == {"files": "3", "predicted": "2", "not an ECG": "0", "unreadable": "1"}
+    frame = at.dataframe[0].value
+    assert {"reading", "in_distribution", "ood_reason"} <= set(frame.columns)
+    assert set(frame.loc[frame["predicted"] != "", "predicted"]) <= set(json.loads(
+        (shipped / "run.json").read_text())["class_names"])

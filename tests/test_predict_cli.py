@@ -103,6 +103,13 @@ NON_ECG = {
 }
 
 
+def ecg_like(seed: int, size: tuple[int, int]) -> np.ndarray:
+    """A rendered synthetic report resized to ``size`` (w, h): an image the ECG check accepts (conftest's
+    ``report_like`` draws random walks on a grid, the line charts the check refuses)."""
+    img = make_report(SynthSpec("normal", seed=seed), RenderOptions(px_per_mm=4.0))[0]
+    return cv2.resize(img, size, interpolation=cv2.INTER_LINEAR)
+
+
 def synthetic_reports() -> list[np.ndarray]:
     out = []
     for i, (cls, extra) in enumerate([("normal", {}), ("myocardial_infarction", {"territory": "anterior"}),
@@ -283,7 +290,6 @@ def _reference_probs(model, cfg, files, *, draft_size=None) -> dict[str, np.ndar
 def test_predict_files_matches_per_file_reference_in_input_order(run_dir, tmp_path) -> None:
     """The threaded, draft-decoding path gives the per-file reference's predictions, one row per file in input order,
     with a bad file and a not-ECG image in the middle."""
-    from conftest import report_like
     from ecg_core.ml import registry
     from ecg_core.reports import batch, pipeline
     from ecg_core.imaging.preprocess import preprocess
@@ -293,7 +299,7 @@ def test_predict_files_matches_per_file_reference_in_input_order(run_dir, tmp_pa
     model = registry.load_model(run)
     draft = pipeline.decode_draft_size(cfg)  # (1100, 165): the check's working width, the preprocessing's height
     # JPEGs twice the draft size, so that they are decoded at 1/2 scale
-    good = [write_image(tmp_path / f"r{i}.jpg", report_like(i, size=(2200 + 40 * i, 1560))) for i in range(4)]
+    good = [write_image(tmp_path / f"r{i}.jpg", ecg_like(i, size=(2200 + 40 * i, 1560))) for i in range(4)]
     bad = tmp_path / "bad.jpg"
     bad.write_bytes(b"\xff\xd8\xff truncated")
     junk = write_image(tmp_path / "noise.png", noise(3))
@@ -341,7 +347,6 @@ def test_predict_files_cache_skips_decoding_the_second_time(run_dir, tmp_path, m
     """With the app's caches, a second run over the same folder decodes nothing and gives the same table; the
     first run already feeds the cached uint8 / 255 input (what training fed the model); a not-ECG verdict is
     cached too; a damaged cache entry is recomputed."""
-    from conftest import report_like
     from ecg_core.ml import registry
     from ecg_core.reports import batch
     from ecg_core.imaging import loader as ecg_io
@@ -350,7 +355,7 @@ def test_predict_files_cache_skips_decoding_the_second_time(run_dir, tmp_path, m
     run = registry.resolve_run(run_dir)
     cfg = registry.preprocess_config_of(run)
     model = registry.load_model(run)
-    files = [write_image(tmp_path / f"r{i}.png", report_like(10 + i, size=(900, 640))) for i in range(3)]
+    files = [write_image(tmp_path / f"r{i}.png", ecg_like(10 + i, size=(900, 640))) for i in range(3)]
     files.insert(1, write_image(tmp_path / "noise.png", noise(4)))
     cache = tmp_path / "cache"
     first = batch.predict_files(model, cfg, files, class_names=CLASSES, batch_size=2, cache_root=cache)

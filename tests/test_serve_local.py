@@ -5,14 +5,10 @@ the same localhost address from ``.streamlit/config.toml``."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
-import time
 import tomllib
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -65,43 +61,19 @@ def test_proc_parser_sees_a_wildcard_listener():
         assert listening_addresses(s.getsockname()[1]) == {"127.0.0.1"}
 
 
-def test_make_run_listens_on_loopback_only(tmp_path):
+def test_make_run_listens_on_loopback_only(tmp_path, monkeypatch):
+    from e2e.helpers import serve  # the browser tests' way of starting the README's command (`make run PORT=...`)
+
     if not Path("/proc/net/tcp").exists():
         pytest.skip("no /proc/net/tcp on this system")
-    port = _free_port()
-    env = {**os.environ, "ECG_INSIGHT_HOME": str(tmp_path / "home"), "ECG_INSIGHT_MODELS": str(tmp_path / "models"),
-           "ECG_INSIGHT_WARMUP": "0", "PYTHONUNBUFFERED": "1"}
-    env.pop("HOST", None)  # the default, as a user types it: `make run`
+    monkeypatch.delenv("HOST", raising=False)  # the default, as a user types it: `make run`
+    env = {"ECG_INSIGHT_HOME": str(tmp_path / "home"), "ECG_INSIGHT_MODELS": str(tmp_path / "models"),
+           "ECG_INSIGHT_WARMUP": "0"}
     log = tmp_path / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(["make", "run", f"PORT={port}"], cwd=REPO, env=env, stdout=out,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
-    try:
-        deadline = time.time() + 120
-        while True:
-            assert proc.poll() is None, f"`make run` exited with {proc.returncode}:\n{log.read_text()[-3000:]}"
-            assert time.time() < deadline, f"the app did not answer within 120 s:\n{log.read_text()[-3000:]}"
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=5) as r:
-                    if r.status == 200:
-                        break
-            except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
-                pass
-            time.sleep(0.5)
+    with serve(env, log, start_s=120) as url:
+        port = int(url.rsplit(":", 1)[1])
         assert listening_addresses(port) == {"127.0.0.1"}, (listening_addresses(port), log.read_text()[-2000:])
         assert "Network URL" not in log.read_text()  # Streamlit prints it only when it serves the network
-    finally:
-        for sig, wait in ((signal.SIGTERM, 15), (signal.SIGKILL, 10)):
-            if proc.poll() is not None:
-                break
-            try:
-                os.killpg(proc.pid, sig)
-            except ProcessLookupError:
-                break
-            try:
-                proc.wait(timeout=wait)
-            except subprocess.TimeoutExpired:
-                continue
 
 
 def test_host_variable_is_the_only_way_to_serve_the_network():

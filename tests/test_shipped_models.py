@@ -26,7 +26,7 @@ def test_every_shipped_run_is_usable_and_names_its_input() -> None:
     import ecg_core
 
     runs = {r.run_id: r for r in ecg_core.list_runs(REPO / "models")}
-    assert set(REFERENCE["reports"]) | {"arrhythmia6-shallow_cnn-ds1"} <= set(runs)
+    assert set(REFERENCE["reports"]) | {"arrhythmia6-shallow_cnn-ds1", "arrhythmia6-lightgbm-ds1"} <= set(runs)
     for run in runs.values():
         assert run.usable, (run.run_id, run.problem)
         assert run.input_kind in ("report_image", "spectral_beat"), run.run_id

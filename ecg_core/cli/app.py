@@ -11,11 +11,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from ecg_core.cli import data, explain, reading, signals, training
+from ecg_core.cli import auth, data, explain, measure, reading, signals, training
 from ecg_core.cli.common import EXIT_BAD_INPUT
 from ecg_core.core.errors import EcgCoreError
 
-GROUPS = (data, training, explain, signals, reading)  # one module per command group, each with register(sub)
+GROUPS = (data, training, explain, signals, reading, measure, auth)  # one module per command group, each with register(sub)
 
 
 def build_parser() -> argparse.ArgumentParser:

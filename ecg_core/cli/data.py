@@ -107,8 +107,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
     df = generate_dataset(Path(args.out), per_class=args.per_class, seed=args.seed, px_per_mm=args.px_per_mm,
                           artifacts=not args.clean, image_format=args.format,
                           workers=args.workers or (os.cpu_count() or 1), overwrite=args.overwrite,
-                          signals=args.signals,
-                          progress=progress("rendering"))
+                          signals=args.signals, layout=args.layout, paper=args.paper, photo=args.photo,
+                          grid=not args.no_grid, progress=progress("rendering"))
     dt = time.time() - t0
     counts = df.groupby("class_key").size().to_dict()
     print(f"wrote {len(df)} reports to {args.out} in {dt:.1f} s ({len(df) / dt:.1f} reports/s): {counts}")
@@ -153,4 +153,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     sy.add_argument("--signals", action="store_true",
                     help="also write the true 12-lead signals of every report (<stem>.hea/.dat) and st_mm, hr_bpm, "
                          "q_leads in its sidecar")
+    from ecg_core.reports.synth_layouts import LAYOUTS, PAPERS
+
+    sy.add_argument("--layout", default="3x4+1", choices=LAYOUTS, help="page layout (default 3x4+1: 3x4 + lead II "
+                    "rhythm strip)")
+    sy.add_argument("--paper", default=None, choices=PAPERS, help="paper colour (default: drawn per image, mostly "
+                    "pink)")
+    sy.add_argument("--no-grid", action="store_true", help="plain paper without the grid")
+    sy.add_argument("--photo", action="store_true", help="phone-photo artifacts (perspective, rotation up to 15 "
+                    "degrees, desk, shadow, creases, uneven light, moire, blur, low resolution, JPEG) instead of scan "
+                    "artifacts")
     sy.set_defaults(func=cmd_synth)

@@ -9,16 +9,39 @@ from ecg_core.cli.common import progress
 from ecg_core.core.errors import EcgCoreError
 
 
+def _ood_profile_or_none(run):
+    """The run's OOD profile; ``None`` (with a warning line) when it has none or it cannot be read: the CSV then says
+    plainly that in-distribution is unknown."""
+    from ecg_core.reports import ood
+
+    try:
+        return ood.load_profile(run.path)
+    except EcgCoreError as e:
+        print(f"warning: {e}")
+        return None
+
+
+def _batch_files(folder: str) -> tuple[list[Path], Path | None]:
+    """The files of ``predict``'s folder (or zip) and the root their paths are shown relative to."""
+    from ecg_core.reports import batch
+
+    files = batch.list_batch_files(folder)
+    if not files:
+        raise EcgCoreError(f"no files found in {folder!r}")
+    return files, (Path(folder) if Path(folder).is_dir() else None)
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from ecg_core.core import paths
     from ecg_core.ml import registry
-    from ecg_core.reports import batch, messages
+    from ecg_core.reports import batch, messages, ood
 
     run = registry.resolve_run(args.run, models_dir=args.models, usable=True)
+    if run.is_measurement:
+        return _predict_measure(run, args)
     cfg = registry.preprocess_config_of(run)
-    files = batch.list_batch_files(args.folder)
-    if not files:
-        raise EcgCoreError(f"no files found in {args.folder!r}")
+    profile = _ood_profile_or_none(run)
+    files, root = _batch_files(args.folder)
     import time
 
     import cv2
@@ -26,7 +49,6 @@ def cmd_predict(args: argparse.Namespace) -> int:
     t_load = time.perf_counter()
     model = registry.load_model(run)
     t_load = time.perf_counter() - t_load
-    root = Path(args.folder) if Path(args.folder).is_dir() else None
     # predict_files prepares one file per worker thread: OpenCV's own threads inside each only compete for the same
     # cores (measured: the ECG check takes ~30 % longer with them on a 2-core machine). Restored afterwards for
     # callers that run the command in-process.
@@ -37,7 +59,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
         df = batch.predict_files(model, cfg, files, class_names=run.class_names, root=root,
                                  check=not args.no_check, batch_size=args.batch_size,
                                  progress=progress("predicting"),
-                                 cache_root=None if args.no_cache else paths.cache_dir())
+                                 cache_root=None if args.no_cache else paths.cache_dir(), ood=profile)
     finally:
         cv2.setNumThreads(cv_threads)
     t_loop = time.perf_counter() - t_loop
@@ -49,6 +71,45 @@ def cmd_predict(args: argparse.Namespace) -> int:
     n_bad = int(df["reason"].str.startswith(batch.REASON_UNREADABLE).sum())
     print(f"{len(df)} files: {n_pred} predicted, {n_not_ecg} not recognised as an ECG report, {n_bad} unreadable "
           f"-> {out}  (run {run.run_id}; {messages.DISCLAIMER})")
+    n_ood = int((df["in_distribution"] == "false").sum())
+    print(f"{n_ood} of {n_pred} predicted reports look unlike the model's training reports (in_distribution "
+          f"false)" if profile is not None else f"in_distribution unknown: {ood.NO_PROFILE}")
+    print(f"time: {t_loop:.2f} s for {len(df)} files ({len(df) / max(t_loop, 1e-9):.1f} files/s) after loading the "
+          f"model in {t_load:.2f} s")
+    return 0
+
+
+def _predict_measure(run, args: argparse.Namespace) -> int:
+    """``predict`` with a measurement model: read each report, measure it, predict (see
+    :mod:`ecg_core.reports.measure_predict`)."""
+    import time
+
+    from ecg_core.ml import registry
+    from ecg_core.reports import batch, messages
+    from ecg_core.reports.measure_predict import predict_files_measure
+
+    files, root = _batch_files(args.folder)
+    t_load = time.perf_counter()
+    model = registry.load_model(run)
+    t_load = time.perf_counter() - t_load
+    t_loop = time.perf_counter()
+    df = predict_files_measure(model, files, root=root, check=not args.no_check, progress=progress("predicting"))
+    t_loop = time.perf_counter() - t_loop
+    from ecg_core.core import paths
+    from ecg_core.reports import ood_build
+
+    profile = _ood_profile_or_none(run)  # the descriptor part only: a measurement model has no feature space
+    df = ood_build.add_ood_columns(df, files, profile, cache_root=None if args.no_cache else paths.cache_dir())
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    n_pred = int((df["predicted"] != "").sum())
+    n_not_ecg = int(df["reason"].str.startswith(batch.REASON_NOT_ECG).sum())
+    n_bad = int(df["reason"].str.startswith(batch.REASON_UNREADABLE).sum())
+    n_part = int((df["reading"] != "").sum())
+    print(f"{len(df)} files: {n_pred} predicted ({n_part} read only in part: see the reading column), {n_not_ecg} "
+          f"not recognised as an ECG report, {n_bad} unreadable -> {out}  (run {run.run_id}, measurement model; "
+          f"{messages.DISCLAIMER})")
     print(f"time: {t_loop:.2f} s for {len(df)} files ({len(df) / max(t_loop, 1e-9):.1f} files/s) after loading the "
           f"model in {t_load:.2f} s")
     return 0
@@ -61,6 +122,8 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
     from ecg_core.xai.methods import method_title
 
     run = registry.resolve_run(args.run, models_dir=args.models, usable=True)
+    if run.is_measurement:
+        return _predict_measure(run, args)
     cfg = registry.preprocess_config_of(run)
     items = localisation.localisation_items(args.folder, limit=args.limit)
     if not items:
@@ -87,12 +150,34 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ood_profile(args: argparse.Namespace) -> int:
+    from ecg_core.ml import registry
+    from ecg_core.reports import ood_build
+
+    run = registry.resolve_run(args.run, models_dir=args.models, usable=True)
+    profile, summary = ood_build.build_profile(run, args.data, progress=progress("describing"),
+                                               embed=not args.no_embedding)
+    print(f"OOD profile of {run.run_id}: {summary['n_used']} of {summary['n_files']} training reports "
+          f"(layouts {dict(profile.layouts)}) -> {run.path}")
+    e = profile.embedding
+    if e is not None:
+        print(f"feature space: layer {e.layer}, PCA-{e.components.shape[0]}, {e.k}-NN mean distance; threshold "
+              f"{e.threshold:.3f} = {e.quantile:.0%} quantile of {e.n_heldout} held-out-fold distances "
+              f"({e.n_folds} folds; {e.heldout_in_rate:.1%} of them at or below it)")
+    for note in profile.notes:
+        print(f"note: {note}")
+    if summary["skipped"]:
+        print(f"{len(summary['skipped'])} files skipped, e.g. {summary['skipped'][0]}")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
     pr = sub.add_parser("predict", help="predict every file of a folder with a trained run (CSV, one row per file)")
     pr.add_argument("run", help="run id (in the models folder) or run folder path")
     pr.add_argument("folder", help="folder of report images (searched recursively) or one image")
-    pr.add_argument("--out", required=True, help="CSV to write (path, predicted, reason, prob_<class>...)")
+    pr.add_argument("--out", required=True, help="CSV to write (path, predicted, reason, prob_<class>..., "
+                    "in_distribution, ood_reason)")
     pr.add_argument("--models", help="models folder (default: ./models or $ECG_INSIGHT_MODELS)")
     pr.add_argument("--batch-size", type=int, default=16)
     pr.add_argument("--no-check", action="store_true", help="skip the 'is this an ECG report?' check")
@@ -112,3 +197,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ee.add_argument("--models", help="models folder (default: ./models or $ECG_INSIGHT_MODELS)")
     ee.add_argument("--csv", help="also write the per-image scores as CSV")
     ee.set_defaults(func=cmd_explain_eval)
+    op = sub.add_parser("ood-profile", help="describe a run's training reports (layout, paper, size, feature space) "
+                        "so that predictions say when a report is unlike them")
+    op.add_argument("run", help="run id (in the models folder) or run folder path")
+    op.add_argument("--data", required=True, help="the folder the run was trained on (its split 'train' is used)")
+    op.add_argument("--models", help="models folder (default: ./models or $ECG_INSIGHT_MODELS)")
+    op.add_argument("--no-embedding", action="store_true", help="descriptor part only (no feature space)")
+    op.set_defaults(func=cmd_ood_profile)

@@ -14,6 +14,10 @@ from ecg_core.core.errors import EcgCoreError
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    if args.arch.startswith("measure_"):  # a measurement model (Train page: arch measure_lgbm / measure_logreg)
+        from ecg_core.cli.measure import cmd_train_measure
+
+        return cmd_train_measure(args)
     from ecg_core.core import paths
     from ecg_core.imaging.preprocess import PreprocessConfig
     from ecg_core.ml.train import run_training
@@ -42,6 +46,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         ci = kf.get("macro_f1_ci") or [None, None]
         print(f"{kf['k']}-fold out-of-fold: accuracy {kf['accuracy']:.3f}, macro-F1 {kf['macro_f1']:.3f}"
               + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if None not in ci else ""))
+    if meta["status"] == "completed":
+        common.write_ood_profile(run_dir, args.data)
     return 0 if meta["status"] in ("completed", "stopped") else 1
 
 
@@ -89,8 +95,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     def progress(phase: str, i: int, n: int) -> None:
         bars.setdefault(phase, common.progress(phase))(i, n)
 
-    res = ext.evaluate_on_folder(info, args.data, batch_size=args.batch_size, n_boot=args.boot, seed=args.seed,
-                                 progress=progress)
+    if info.meta.get("model_kind") == "lightgbm_beat_vf":  # arrhythmia features of the folder's source records
+        from ecg_core.signals.arrhythmia_gbm import evaluate_spectral_folder
+
+        res = evaluate_spectral_folder(info, args.data, n_boot=args.boot, seed=args.seed)
+    elif info.is_measurement:  # read and measure every report, then the measurement model
+        from ecg_core.reports.measure_predict import evaluate_measure_folder
+
+        res = evaluate_measure_folder(info, args.data, n_boot=args.boot, seed=args.seed, progress=progress)
+    else:
+        res = ext.evaluate_on_folder(info, args.data, batch_size=args.batch_size, n_boot=args.boot, seed=args.seed,
+                                     progress=progress)
     print(f"run {info.run_id} ({arch}, {preset}) on external data {res.data_dir}")
     print(f"image files: {res.n_files}, evaluated: {res.report.n}, skipped (unreadable): {res.n_skipped}, "
           f"in folders of no class: {res.n_unlabelled}, non-image files ignored: {res.n_ignored}")
@@ -178,6 +193,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--micro-batch", type=int, default=0,
                    help="images per pass, gradients accumulated to --batch-size (0 = automatic: within a memory "
                         "budget; a batch of 16 at 384 px runs as 4 x 4)")
+    from ecg_core.cli.measure import add_measure_options
+
+    add_measure_options(t)  # used with --arch measure_lgbm / measure_logreg
     t.set_defaults(func=cmd_train)
     q = sub.add_parser("queue", help="run the training jobs of a queue file one after another (used by the app)")
     q.add_argument("file", help="queue JSON written by the Train page")

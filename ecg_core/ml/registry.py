@@ -70,13 +70,20 @@ class RunInfo:
 
     @property
     def usable(self) -> bool:
-        return self.status in USABLE_STATUSES and not self.problem and (self.path / MODEL_FILE).is_file()
+        return self.status in USABLE_STATUSES and not self.problem and has_model_file(self.path, self.meta)
+
+    @property
+    def is_measurement(self) -> bool:
+        """Whether the run is a measurement model (features read off the report; no Keras model, no Grad-CAM)."""
+        return is_measurement_meta(self.meta)
 
     @property
     def label(self) -> str:
         arch = self.meta.get("arch", "?")
         f1 = (self.meta.get("metrics") or {}).get("macro_f1")
-        extra = f" · test macro-F1 {f1:.2f}" if isinstance(f1, (int, float)) else ""
+        # a measurement model has no test split: its figure is the repeated group cross-validation's
+        where = "CV" if self.is_measurement else "test"
+        extra = f" · {where} macro-F1 {f1:.2f}" if isinstance(f1, (int, float)) else ""
         return f"{self.run_id} ({arch}, {self.status}{extra})"
 
     @property
@@ -101,6 +108,57 @@ class RunInfo:
     def data_source(self) -> str:
         """``real``, ``synthetic`` or ``unknown``: what the model was trained on."""
         return str(self.meta.get("data_source") or "unknown")
+
+
+MEASUREMENT_KIND = "measurement"
+
+
+def is_measurement_meta(meta: dict[str, Any]) -> bool:
+    """``run.json`` says the run is a measurement model (:mod:`ecg_core.ml.measure_model`)."""
+    return str(meta.get("model_kind", "")) == MEASUREMENT_KIND
+
+
+#: Run kinds whose model is a set of LightGBM **text** files named in ``run.json`` ``model_files`` (no Keras model, no
+#: pickle): ``lightgbm_beat_vf`` is the arrhythmia model of :mod:`ecg_core.signals.arrhythmia_gbm`.
+TEXT_MODEL_KINDS = frozenset({"lightgbm_beat_vf"})
+
+
+def is_text_model_meta(meta: dict[str, Any]) -> bool:
+    """``run.json`` says the model is LightGBM text files (``model_kind`` in :data:`TEXT_MODEL_KINDS`)."""
+    return str(meta.get("model_kind", "")) in TEXT_MODEL_KINDS
+
+
+def text_model_problem(path: Path, meta: dict[str, Any]) -> str:
+    """Why a text-model run folder is unusable (``''`` when every file of ``model_files`` is there)."""
+    files = meta.get("model_files")
+    if not isinstance(files, list) or not files or not all(isinstance(f, str) and "/" not in f for f in files):
+        return "run.json does not list its model files (model_files)"
+    missing = [f for f in files if not (Path(path) / f).is_file()]
+    return f"{', '.join(missing)} missing" if missing else ""
+
+
+def load_text_boosters(info: RunInfo) -> dict[str, Any]:
+    """The LightGBM boosters of a text-model run, read from their text files (``{file name: Booster}``)."""
+    import lightgbm as lgb
+
+    out = {}
+    for name in info.meta.get("model_files", []):
+        try:
+            out[name] = lgb.Booster(model_str=(info.path / name).read_text())
+        except Exception as e:  # LightGBMError / OSError / UnicodeDecodeError on a damaged file
+            raise ModelLoadError(f"run {info.run_id!r}: {name} is not a readable LightGBM text model ({e}).") from e
+    return out
+
+
+def has_model_file(path: Path, meta: dict[str, Any]) -> bool:
+    """The run folder holds its model: ``model.keras``, or a measurement model's description and text/JSON file."""
+    if is_text_model_meta(meta):
+        return not text_model_problem(path, meta)
+    if is_measurement_meta(meta):
+        from ecg_core.ml.measure_model import model_file_problem
+
+        return not model_file_problem(path)
+    return (path / MODEL_FILE).is_file()
 
 
 def _pid_alive(pid: int | None) -> bool:
@@ -141,6 +199,12 @@ def read_run(path: str | Path) -> RunInfo:
     if status == "running" and not _pid_alive(meta.get("pid")):
         status = "interrupted"
         problem = "the training process ended without finishing the run (killed or crashed)"
+    elif status in USABLE_STATUSES and is_text_model_meta(meta):
+        problem = text_model_problem(p, meta)
+    elif status in USABLE_STATUSES and is_measurement_meta(meta):
+        from ecg_core.ml.measure_model import model_file_problem
+
+        problem = model_file_problem(p)
     elif status in USABLE_STATUSES and not (p / MODEL_FILE).is_file():
         problem = "model.keras is missing"
     elif status in USABLE_STATUSES:
@@ -188,22 +252,27 @@ def list_runs(models_dir: str | Path, *, input_kind: str | None = None) -> list[
     return sorted(runs, key=lambda r: (r.meta.get("created", ""), r.run_id), reverse=True)
 
 
-DEFAULT_RUN_ID = "cardiac4-mendeley-custom_cnn"
+# the measurement model beat the CNN in repeated group CV on mendeley-dev (issue 15; models/<id>/MODEL_CARD.md);
+# where it is absent or not offered (a page that runs only CNNs), the CNN run is the default as before
+DEFAULT_RUN_ID = "cardiac4-mendeley-measure-lgbm"
+FALLBACK_RUN_IDS: tuple[str, ...] = ("cardiac4-mendeley-custom_cnn",)
 
 
 def default_run(models_dir: str | Path, *, preferred: str = DEFAULT_RUN_ID) -> RunInfo | None:
-    """The usable run the app opens by default: ``preferred`` when it is usable, else the first usable run in
-    :func:`list_runs` order (newest first); ``None`` when no run is usable. Reads ``run.json`` files only."""
+    """The usable run the app opens by default: ``preferred`` when it is usable, else (for the shipped default)
+    the first usable run of :data:`FALLBACK_RUN_IDS`, else the first usable run in :func:`list_runs` order (newest
+    first); ``None`` when no run is usable. Reads ``run.json`` files only."""
     return choose_default(list_runs(models_dir), preferred=preferred)
 
 
 def choose_default(runs: list[RunInfo], *, preferred: str = DEFAULT_RUN_ID) -> RunInfo | None:
     """:func:`default_run` among runs already listed."""
-    usable = [r for r in runs if r.usable]
-    for r in usable:
-        if r.run_id == preferred:
-            return r
-    return usable[0] if usable else None
+    usable = {r.run_id: r for r in runs if r.usable}
+    order = (preferred, *FALLBACK_RUN_IDS) if preferred == DEFAULT_RUN_ID else (preferred,)
+    for run_id in order:
+        if run_id in usable:
+            return usable[run_id]
+    return next(iter(usable.values()), None)
 
 
 def shipped_run_ids() -> set[str]:
@@ -213,7 +282,7 @@ def shipped_run_ids() -> set[str]:
     shipped = REPO_ROOT / "models"
     names = {d.name for d in shipped.iterdir() if d.is_dir() and (d / RUN_JSON).is_file()} if shipped.is_dir() \
         else set()
-    return names | {DEFAULT_RUN_ID}
+    return names | {DEFAULT_RUN_ID, *FALLBACK_RUN_IDS}
 
 
 def is_shipped(run_id: str) -> bool:
@@ -315,6 +384,15 @@ def load_model(run: RunInfo | str | Path) -> Any:
     if not info.usable:
         why = info.problem or f"its status is {info.status!r}"
         raise ModelLoadError(f"run {info.run_id!r} has no usable model: {why}.")
+    if info.is_measurement:  # LightGBM text / JSON coefficients, never Keras or pickle
+        from ecg_core.ml.measure_model import MeasureModel
+
+        m = MeasureModel.load(info.path)
+        if info.class_names and m.class_names != info.class_names:
+            raise ModelLoadError(f"run {info.run_id!r}: the model's classes disagree with run.json; refused.")
+        return m
+    if is_text_model_meta(info.meta):  # LightGBM text files only: the caller wraps the boosters
+        return load_text_boosters(info)
     for key, what in (("class_names", "the class names"), ("input_shape", "the input size")):
         if not info.meta.get(key):  # without them the checks below cannot be made
             raise ModelLoadError(f"run {info.run_id!r}: run.json does not give {what} ({key!r}); refused.")

@@ -46,7 +46,7 @@ def list_batch_files(folder: str | Path) -> list[Path]:
 def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_names: Sequence[str],
                   root: str | Path | None = None, check: bool = True, batch_size: int = 16,
                   progress: ProgressFn | None = None, workers: int | None = None,
-                  cache_root: str | Path | None = None) -> pd.DataFrame:
+                  cache_root: str | Path | None = None, ood: Any = "none") -> pd.DataFrame:
     """Predict every file; a bad file never stops the batch.
 
     Columns: ``path`` (relative to ``root`` when given), ``predicted`` (class name, or empty), ``reason`` (why
@@ -54,6 +54,11 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
     ``prob_<class>`` per class (empty when there is no prediction). ``cfg`` is the run's
     :class:`~ecg_core.imaging.preprocess.PreprocessConfig`; ``check`` runs :func:`ecg_core.reports.ecg_check.check_ecg`
     first. Rows follow the order of ``files``.
+
+    ``ood``: the run's :class:`~ecg_core.reports.ood.OodProfile`, or ``None`` for a run without one: every predicted
+    row then gets ``in_distribution`` ('true'/'false', '' when unknown) and ``ood_reason`` (plain words, see
+    :func:`ecg_core.reports.ood.assess`); the report descriptor shares the ECG check's analysis of the traces and the
+    embedding the prediction's forward pass. The default ``"none"`` leaves both columns out.
 
     Speed: JPEGs are decoded at a reduced DCT scale (Pillow draft mode) no smaller than what the check
     (:data:`~ecg_core.reports.ecg_check.WORK_WIDTH` px wide) and the preprocessing
@@ -76,15 +81,33 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
     rows = [_batch_row(f, base, names) for f in files]
     caches = _BatchCaches.under(cache_root) if cache_root is not None else None
     pending: list[tuple[int, np.ndarray]] = []
+    with_ood = not (isinstance(ood, str) and ood == "none")
+    descs: dict[int, Any] = {}
+    two = None
+    if with_ood and ood is not None and ood.embedding is not None:
+        from ecg_core.reports.ood import embedding_model
+
+        two = embedding_model(m, ood.embedding.layer)  # probabilities and embedding in one forward pass
 
     def flush() -> None:
         if not pending:
             return
-        probs = _batch_predict(m, np.stack([x for _, x in pending]))
-        for (idx, _), p in zip(pending, probs):
+        x = np.stack([x for _, x in pending])
+        emb = None
+        if two is not None:
+            out = two.predict_on_batch(x)
+            probs, emb = np.asarray(out[0], dtype=np.float64), np.asarray(out[1]).reshape(len(x), -1)
+        else:
+            probs = _batch_predict(m, x)
+        for j, ((idx, _), p) in enumerate(zip(pending, probs)):
             rows[idx]["predicted"] = names[int(np.argmax(p))]
             for name, v in zip(names, p):
                 rows[idx][f"prob_{name}"] = float(v)
+            if with_ood:
+                from ecg_core.reports.ood import assess, verdict_columns
+
+                verdict = assess(descs.pop(idx, None), ood, embedding=None if emb is None else emb[j : j + 1])
+                rows[idx].update(verdict_columns(verdict))
         pending.clear()
 
     n_workers = max(1, int(workers)) if workers is not None else _batch_workers()
@@ -95,9 +118,12 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
         submitted = 0
         for i in range(n):
             while submitted < n and submitted < i + window:
-                futures[submitted] = pool.submit(_batch_prepare, Path(files[submitted]), cfg, check, caches)
+                futures[submitted] = pool.submit(_batch_prepare, Path(files[submitted]), cfg, check, caches,
+                                                 with_ood)
                 submitted += 1
-            x, score, reason = futures.pop(i).result()
+            x, score, reason, desc = futures.pop(i).result()
+            if desc is not None:
+                descs[i] = desc
             row = rows[i]
             row["ecg_score"] = score
             row["reason"] = reason
@@ -110,7 +136,12 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
         flush()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
-    return pd.DataFrame(rows, columns=["path", "predicted", "reason", "ecg_score"] + [f"prob_{c}" for c in names])
+    ood_cols = ["in_distribution", "ood_reason"] if with_ood else []
+    for row in rows if with_ood else ():
+        row.setdefault("in_distribution", "")
+        row.setdefault("ood_reason", "")
+    return pd.DataFrame(rows, columns=["path", "predicted", "reason", "ecg_score"] + [f"prob_{c}" for c in names]
+                        + ood_cols)
 
 
 def _batch_row(f: str | Path, base: Path | None, names: Sequence[str]) -> dict[str, Any]:
@@ -140,18 +171,23 @@ class _BatchCaches:
 
     arrays: Any  # ecg_core.imaging.preprocess.PreprocessCache
     checks: Any  # ecg_core.reports.ecg_check.CheckCache
+    descriptors: Any = None  # ecg_core.reports.ood.DescriptorCache
 
     @classmethod
     def under(cls, root: str | Path) -> _BatchCaches:
         from ecg_core.imaging.preprocess import PreprocessCache
         from ecg_core.reports.ecg_check import CheckCache
+        from ecg_core.reports.ood import DescriptorCache
 
-        return cls(PreprocessCache(Path(root) / "preprocess"), CheckCache(Path(root) / "ecg_check"))
+        return cls(PreprocessCache(Path(root) / "preprocess"), CheckCache(Path(root) / "ecg_check"),
+                   DescriptorCache(Path(root) / "ood_descriptor"))
 
 
-def _batch_prepare(p: Path, cfg: Any, check: bool, caches: _BatchCaches | None = None
-                   ) -> tuple[np.ndarray | None, float, str]:
-    """Decode, check and preprocess one file (in a worker thread): (model input or None, ECG score, reason).
+def _batch_prepare(p: Path, cfg: Any, check: bool, caches: _BatchCaches | None = None, describe: bool = False
+                   ) -> tuple[np.ndarray | None, float, str, Any]:
+    """Decode, check and preprocess one file (in a worker thread): (model input or None, ECG score, reason,
+    report descriptor or None). ``describe``: also :func:`ecg_core.reports.ood.describe_report` of a report that
+    passed the check (cached by content hash like the verdicts).
 
     With ``caches``, a file whose verdict and array are cached is not decoded at all, and what is computed is
     stored; the model input is then the cached uint8 array / 255 (exactly what training fed the model), also on
@@ -159,35 +195,47 @@ def _batch_prepare(p: Path, cfg: Any, check: bool, caches: _BatchCaches | None =
     from ecg_core.imaging.loader import read_bytes
     from ecg_core.imaging.preprocess import preprocess
     from ecg_core.reports.ecg_check import check_ecg
+    from ecg_core.reports.ood import describe_report
     from ecg_core.reports.pipeline import decode_for_model
 
     score = np.nan
+    desc = None
     try:
         data = read_bytes(p)
         h = file_hash(data) if caches is not None else ""
         chk = caches.checks.get(h) if caches is not None and check else None
         if chk is not None and not chk.is_ecg:
-            return None, chk.score, f"{REASON_NOT_ECG}: " + "; ".join(chk.failed)
+            return None, chk.score, f"{REASON_NOT_ECG}: " + "; ".join(chk.failed), None
         arr = caches.arrays.get(h, cfg) if caches is not None else None
-        if arr is None or (check and chk is None):
-            rgb, _ = decode_for_model(data, p.name, cfg)  # the Explain page's decode
+        if describe and caches is not None and caches.descriptors is not None:
+            desc = caches.descriptors.get(h)
+        if arr is None or (check and chk is None) or (describe and desc is None):
+            rgb, size = decode_for_model(data, p.name, cfg)  # the Explain page's decode
+            scan = None
             if check and chk is None:
-                chk = check_ecg(rgb)
+                chk = check_ecg(rgb, keep_scan=describe)
+                scan = chk.scan
                 if caches is not None:
-                    caches.checks.put(h, chk)
-                if not chk.is_ecg:
-                    return None, chk.score, f"{REASON_NOT_ECG}: " + "; ".join(chk.failed)
+                    caches.checks.put(h, chk)  # the verdict only (not the scan)
+            if chk is not None and not chk.is_ecg:
+                return None, chk.score, f"{REASON_NOT_ECG}: " + "; ".join(chk.failed), None
+            if describe and desc is None:  # only for a report that gets a prediction
+                # the check's reduced copy and trace components (no second trace analysis); without them (a
+                # cached verdict, --no-check) the descriptor makes the same scan itself
+                desc = describe_report(rgb, scan=scan, original_size=size)
+                if caches is not None and caches.descriptors is not None:
+                    caches.descriptors.put(h, desc)
             if arr is None:
                 x = preprocess(rgb, cfg, keep_steps=False).final
                 if caches is None:
-                    return x, chk.score if chk is not None else score, ""
+                    return x, chk.score if chk is not None else score, "", desc
                 arr = np.clip(np.rint(x * 255.0), 0, 255).astype(np.uint8)
                 caches.arrays.put(h, cfg, arr)
-        return arr.astype(np.float32) / np.float32(255.0), chk.score if chk is not None else score, ""
+        return arr.astype(np.float32) / np.float32(255.0), chk.score if chk is not None else score, "", desc
     except EcgCoreError as e:
-        return None, score, f"{REASON_UNREADABLE}: {e}"
+        return None, score, f"{REASON_UNREADABLE}: {e}", None
     except (MemoryError, ValueError, cv2.error) as e:  # a hostile file must not stop the batch
-        return None, score, f"{REASON_UNREADABLE}: {type(e).__name__}: {e}"
+        return None, score, f"{REASON_UNREADABLE}: {type(e).__name__}: {e}", None
 
 
 def _batch_predict(m: Any, x: np.ndarray) -> np.ndarray:

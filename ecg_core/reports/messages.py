@@ -52,7 +52,8 @@ def training_domain_note(data_source: str, input_synthetic: bool) -> DomainNote:
                                  "trained on synthetic reports.")
     if data_source not in ("real", "synthetic"):
         return DomainNote(False, f"The model's training data is not recorded ({data_source!r}); this is {what}.")
-    return DomainNote(True, f"Trained on {data_source} reports; this is {what}, like its training data.")
+    # only the source (real / synthetic) is compared here; layout and paper are the outside-the-training-data check's
+    return DomainNote(True, f"Trained on {data_source} reports; this is {what}, the same kind of source.")
 
 
 def class_messages(probs: Sequence[float], class_names: Sequence[str], *, preset: str = "cardiac-4"

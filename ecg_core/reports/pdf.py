@@ -51,6 +51,8 @@ class ReportContent:
     lead_table: pd.DataFrame | None = None
     layout_message: str = ""
     ecg_check_message: str = ""
+    #: :attr:`ecg_core.reports.ood.OodVerdict.message` (empty when the report resembles the training reports)
+    ood_message: str = ""
     notes: Sequence[str] = ()
     #: :class:`ecg_core.xai.faithfulness.FaithVerdict` per test, when the faithfulness checks were run
     faithfulness: Sequence[Any] = ()
@@ -212,6 +214,10 @@ def build_report(content: ReportContent) -> bytes:
         doc.para(f"Image: {c.image_name}", 9)
     if c.ecg_check_message:
         doc.para(f"Input check: {c.ecg_check_message}", 9)
+    if c.ood_message:
+        pdf.set_text_color(160, 90, 0)
+        doc.para(f"Training data: {c.ood_message}", 9, True)
+        pdf.set_text_color(0, 0, 0)
 
     doc.heading("Model output (class probabilities)")
     top = int(np.argmax(p))

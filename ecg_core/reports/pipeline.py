@@ -55,7 +55,9 @@ class PreparedReport:
     ``rgb`` is the report as displayed; ``original_size`` (width, height) the stored picture's size; ``pre`` the
     preprocessing result (its ``crop_box`` and ``steps`` are in the pixels of the decode it ran on, which may be
     larger than ``rgb``); ``crop_box`` the same crop in ``rgb``'s pixels; ``check`` the ECG input check;
-    ``layout`` the lead boxes in ``rgb``'s pixels (from the sidecar for synthetic reports).
+    ``layout`` the lead boxes in ``rgb``'s pixels (from the sidecar for synthetic reports); ``descriptor`` its
+    :class:`~ecg_core.reports.ood.ReportDescriptor` (layout, paper, size: what :meth:`ReportPipeline.ood` compares
+    with the training reports).
     """
 
     file_hash: str
@@ -67,6 +69,7 @@ class PreparedReport:
     check: Any  # ecg_core.reports.ecg_check.EcgCheck
     layout: Any  # ecg_core.reports.leads.LeadLayout
     config_hash: str
+    descriptor: Any = None  # ecg_core.reports.ood.ReportDescriptor
 
 
 @dataclass(frozen=True)
@@ -173,6 +176,8 @@ class ReportPipeline:
         self._prepared: LRUCache = LRUCache(maxsize=cache_size)
         self._explained: LRUCache = LRUCache(maxsize=4 * cache_size)
         self._probs: LRUCache = LRUCache(maxsize=4 * cache_size)
+        self._ood: LRUCache = LRUCache(maxsize=4 * cache_size)
+        self._embedders: dict[str, Any] = {}
         self._lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
         self.stats = PipelineStats()
@@ -195,13 +200,17 @@ class ReportPipeline:
         return pre, rgb, (int(size[0]), int(size[1])), crop
 
     @staticmethod
-    def _inspect(rgb: np.ndarray, sidecar: Mapping[str, Any] | None) -> tuple[Any, Any]:
-        from ecg_core.reports import ecg_check, leads
+    def _inspect(rgb: np.ndarray, sidecar: Mapping[str, Any] | None, size: tuple[int, int] | None = None
+                 ) -> tuple[Any, Any, Any]:
+        """(ECG check, lead layout, report descriptor), sharing one analysis of the traces."""
+        from ecg_core.reports import ecg_check, leads, ood
 
+        ta = ecg_check.analyse_traces(ecg_check.to_work(rgb))
+        desc = ood.describe_report(rgb, analysis=ta, original_size=size)
         if sidecar is None:
-            return leads.check_and_layout(rgb)
-        return ecg_check.check_ecg(rgb), leads.layout_from_sidecar(scaled_sidecar(sidecar, rgb.shape[:2]),
-                                                                   rgb.shape[:2])
+            return ecg_check.check_ecg(rgb, analysis=ta), leads.detect_layout(rgb, analysis=ta), desc
+        return (ecg_check.check_ecg(rgb, analysis=ta),
+                leads.layout_from_sidecar(scaled_sidecar(sidecar, rgb.shape[:2]), rgb.shape[:2]), desc)
 
     def _store_prepared(self, out: PreparedReport, sidecar: Mapping[str, Any] | None) -> None:
         with self._lock:
@@ -216,8 +225,8 @@ class ReportPipeline:
         if hit is not None:
             return hit
         pre, rgb, size, crop = self._decode(data, name)
-        check, layout = self._inspect(rgb, sidecar)
-        out = PreparedReport(h, name, rgb, size, pre, crop, check, layout, self.config_hash)
+        check, layout, desc = self._inspect(rgb, sidecar, size)
+        out = PreparedReport(h, name, rgb, size, pre, crop, check, layout, self.config_hash, desc)
         self._store_prepared(out, sidecar)
         return out
 
@@ -236,12 +245,12 @@ class ReportPipeline:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecg-inspect")
             pool = self._pool
-        inspection = pool.submit(self._inspect, rgb, sidecar)
+        inspection = pool.submit(self._inspect, rgb, sidecar, size)
         try:
             probs, k, hm, notes = self._model_pass(pre.final, method, None, None)
         finally:
-            check, layout = inspection.result()
-        prepared = PreparedReport(h, name, rgb, size, pre, crop, check, layout, self.config_hash)
+            check, layout, desc = inspection.result()
+        prepared = PreparedReport(h, name, rgb, size, pre, crop, check, layout, self.config_hash, desc)
         self._store_prepared(prepared, sidecar)
         return prepared, self._assemble(prepared, method, probs, k, hm, notes)
 
@@ -272,6 +281,37 @@ class ReportPipeline:
             self._probs[prepared.file_hash] = probs
             self._explained[(prepared.file_hash, method, class_index)] = out
         return out
+
+    def ood(self, prepared: PreparedReport, profile: Any) -> Any:
+        """Does the report resemble the model's training reports? The :class:`~ecg_core.reports.ood.OodVerdict` of
+        its descriptor and (when ``profile`` has a feature space) its embedding (one forward pass of the layer
+        before the classifier, ~1-2 ms); ``profile`` ``None``: the verdict says it is unknown. Cached per report."""
+        from ecg_core.reports import ood
+
+        key = (prepared.file_hash, id(profile))
+        with self._lock:
+            hit = self._ood.get(key)
+        if hit is not None:
+            return hit
+        emb = None
+        if profile is not None and profile.embedding is not None:
+            with self._lock:
+                model = self._embedders.get(profile.embedding.layer)
+            if model is None:
+                import keras
+
+                m = self.explainer.model
+                model = keras.Model(m.inputs, m.get_layer(profile.embedding.layer).output)
+                with self._lock:
+                    self._embedders[profile.embedding.layer] = model
+            x = np.asarray(prepared.pre.final, dtype=np.float32)[None]
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The structure of `inputs`")
+                emb = np.asarray(model(x, training=False)).reshape(1, -1)
+        verdict = ood.assess(prepared.descriptor, profile, embedding=emb)
+        with self._lock:
+            self._ood[key] = verdict
+        return verdict
 
     def explain(self, prepared: PreparedReport, *, method: str = "gradcam", class_index: int | None = None
                 ) -> ExplainedReport:

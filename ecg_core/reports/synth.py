@@ -30,7 +30,16 @@ from ecg_core.core.errors import ConfigError, DatasetError
 from ecg_core.core.labels import get_preset
 from ecg_core.reports.layout import COLUMN_S, RHYTHM_KEY, lead_layout_table
 from ecg_core.reports.synth_model import synth_signals
-from ecg_core.reports.synth_render import GRID_STYLES, RenderOptions, encode_image, highlight_leads, render_report
+from ecg_core.reports.synth_layouts import LAYOUTS, PAPERS, paper_style
+from ecg_core.reports.synth_render import (
+    FONTS,
+    GRID_STYLES,
+    HEADERS,
+    RenderOptions,
+    encode_image,
+    highlight_leads,
+    render_report,
+)
 from ecg_core.reports.synth_spec import (
     CLASS_KEYS,
     MI_TERRITORIES,
@@ -60,6 +69,10 @@ __all__ = [
     "RHYTHM_KEY",
     "COLUMN_S",
     "GRID_STYLES",
+    "LAYOUTS",
+    "PAPERS",
+    "variant_options",
+    "random_variant_options",
     "SynthSpec",
     "Signals12",
     "RenderOptions",
@@ -85,6 +98,30 @@ def make_report(spec: SynthSpec, options: RenderOptions | None = None) -> tuple[
     """
     signals = synth_signals(spec)
     return render_report(signals, options if options is not None else RenderOptions(), seed=spec.seed)
+
+
+def variant_options(layout: str = "3x4+1", paper: str = "pink", *, grid: bool = True, photo: bool = False,
+                    px_per_mm: float = 4.0, font: str = "simplex", header: str = "full", artifacts: bool = False,
+                    **extra: Any) -> RenderOptions:
+    """:class:`RenderOptions` of a report variant by name: ``layout`` in :data:`LAYOUTS`, ``paper`` in
+    :data:`PAPERS` (``bw`` = black-and-white print, ``grey`` = grey grid), ``grid`` on/off, ``photo`` (phone photo
+    artifacts), ``artifacts`` (scan artifacts); ``extra`` goes to :class:`RenderOptions` as is."""
+    style, bw = paper_style(paper)
+    return RenderOptions(px_per_mm=px_per_mm, grid=style, black_and_white=bw, draw_grid=bool(grid), photo=photo,
+                         layout=layout, font=font, header=header, artifacts=artifacts, **extra)
+
+
+def random_variant_options(rng: np.random.Generator, *, layouts: Sequence[str] = LAYOUTS,
+                           papers: Sequence[str] = PAPERS, photo_probability: float = 0.5,
+                           no_grid_probability: float = 0.1) -> RenderOptions:
+    """A random report variant (layout, paper, grid on/off, font, header, resolution 3-8 px/mm, photo or scan
+    artifacts) drawn from ``rng``."""
+    photo = bool(rng.random() < photo_probability)
+    return variant_options(str(rng.choice(list(layouts))), str(rng.choice(list(papers))),
+                           grid=bool(rng.random() >= no_grid_probability), photo=photo,
+                           px_per_mm=round(float(rng.uniform(3.0, 8.0)), 2), font=str(rng.choice(list(FONTS))),
+                           header=str(rng.choice(list(HEADERS))), artifacts=not photo,
+                           trace_width_mm=round(float(rng.uniform(0.2, 0.5)), 2))
 
 
 def image_seed(seed: int, class_id: int, index: int) -> int:
@@ -159,6 +196,10 @@ def generate_dataset(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     signals: bool = False,
+    layout: str = "3x4+1",
+    paper: str | None = None,
+    photo: bool = False,
+    grid: bool = True,
 ) -> pd.DataFrame:
     """Write a synthetic cardiac-4 dataset and return its index.
 
@@ -171,6 +212,8 @@ def generate_dataset(
     ``progress(done, total)`` is called after each image. ``signals``: also write each report's true 12-lead
     signals as ``<stem>.hea/.dat`` beside it (10 s, mV, standard lead names) and put ``st_mm``, ``hr_bpm`` and
     ``q_leads`` in its sidecar (:mod:`ecg_core.reports.reading.truth`).
+    ``layout`` (:data:`LAYOUTS`), ``paper`` (:data:`PAPERS`; given, it replaces ``vary_grid``'s random paper),
+    ``photo`` (phone-photo artifacts instead of scan artifacts) and ``grid`` (False: no grid) choose the variant.
     ``workers > 1`` uses a process pool. Returns a DataFrame with columns path, json_path, rel_path, class_key,
     class_id, subtype, territory, heart_rate, severity, seed.
     """
@@ -188,7 +231,11 @@ def generate_dataset(
     class_list = tuple(classes) if classes is not None else CLASS_KEYS
     for c in class_list:
         check_class(c)
-    RenderOptions(px_per_mm=px_per_mm, artifacts=artifacts)  # validate early
+    variant: dict[str, Any] = {"layout": layout, "photo": bool(photo), "draw_grid": bool(grid)}
+    if paper is not None:
+        variant["grid"], variant["black_and_white"] = paper_style(paper)
+        vary_grid = False
+    RenderOptions(px_per_mm=px_per_mm, artifacts=artifacts, **variant)  # validate early
     if _exists_non_empty(out_dir) and not overwrite:
         raise DatasetError(
             f"out_dir {str(out_dir)!r} already exists and is not empty; expected a new or empty folder "
@@ -199,7 +246,7 @@ def generate_dataset(
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.partial-", dir=out_dir.parent))
     try:
         opt_kwargs = {"px_per_mm": float(px_per_mm), "artifacts": bool(artifacts), "vary_grid": bool(vary_grid),
-                      "signals": bool(signals)}
+                      "signals": bool(signals), **variant}
         jobs = []
         for cls in class_list:
             (tmp / cls).mkdir()
@@ -235,7 +282,7 @@ def generate_dataset(
             "n_images": total,
             "options": {"px_per_mm": float(px_per_mm), "artifacts": bool(artifacts), "image_format":
                         "jpg" if image_format == "jpeg" else image_format, "vary_grid": bool(vary_grid),
-                        "signals": bool(signals),
+                        "signals": bool(signals), "paper": paper, **variant,
                         "render_defaults": RenderOptions(px_per_mm=px_per_mm, artifacts=artifacts).to_dict()},
         }
         atomic_write_text(tmp / "synth_manifest.json", json.dumps(manifest, indent=1, sort_keys=True) + "\n")

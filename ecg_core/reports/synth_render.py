@@ -3,8 +3,11 @@
 Page (280 x 199 mm, the aspect of the Mendeley reports: 2213 x 1572 px at ~8 px/mm): header text, a 1 mm / 5 mm
 grid, the standard 3 x 4 layout at 25 mm/s and 10 mm/mV — row 1 I aVR V1 V4, row 2 II aVL V2 V5, row 3 III aVF V3
 V6, column k showing t in [2.5 k, 2.5 k + 2.5) s — a 10 s lead-II rhythm strip, a 1 mV calibration pulse at the
-start of every row and footer text. Optional scan/photo artifacts (rotation, blur, uneven shading, sensor noise,
+start of every row and footer text. Optional scan artifacts (rotation, blur, uneven shading, sensor noise,
 JPEG) are drawn from the render seed; lead boxes follow the rotation (axis-aligned box of the rotated box).
+Variants: the other layouts of :mod:`ecg_core.reports.synth_layouts` (3x4+3, 6x2, 12x1, 2x6), more papers
+(cream, bw), grid off, fonts and header variants, and phone photos (:mod:`ecg_core.reports.synth_photo`), whose
+boxes follow the perspective warp; the default options draw exactly the page described above.
 
 Images are RGB ``uint8`` arrays of shape (H, W, 3); boxes are ``[x0, y0, x1, y1]`` pixel coordinates (x1, y1
 exclusive): the lead's cell (62.5 mm = 2.5 s wide, 40 mm = +-2 mV high) padded by half the line width + 1 px, so a
@@ -25,7 +28,9 @@ import numpy as np
 from ecg_core.core.config import FrozenConfig
 from ecg_core.core.errors import ConfigError
 from ecg_core.core.labels import LEADS, get_preset
-from ecg_core.reports.layout import COLUMN_S, LAYOUT_ROWS, RHYTHM_KEY, RHYTHM_LEAD, cell_boxes, lead_windows
+from ecg_core.reports.layout import COLUMN_S
+from ecg_core.reports.synth_layouts import DEFAULT_LAYOUT, LAYOUTS, PageLayout, page_layout
+from ecg_core.reports.synth_photo import photograph, transform_box
 from ecg_core.reports.synth_spec import Signals12
 
 RENDER_VERSION = "1.0"
@@ -51,7 +56,14 @@ GRID_STYLES: dict[str, tuple[tuple[int, int, int], tuple[int, int, int], tuple[i
     "blue": ((248, 251, 255), (198, 214, 245), (110, 140, 220)),
     "green": ((248, 255, 248), (196, 232, 200), (100, 178, 112)),
     "gray": ((252, 252, 252), (214, 214, 214), (150, 150, 150)),
+    "cream": ((250, 243, 222), (238, 214, 178), (214, 160, 112)),
+    "bw": ((255, 255, 255), (200, 200, 200), (96, 96, 96)),
 }
+#: label and header fonts (OpenCV Hershey fonts); header variants
+FONTS: dict[str, int] = {"simplex": cv2.FONT_HERSHEY_SIMPLEX, "duplex": cv2.FONT_HERSHEY_DUPLEX,
+                         "complex": cv2.FONT_HERSHEY_COMPLEX, "triplex": cv2.FONT_HERSHEY_TRIPLEX,
+                         "plain": cv2.FONT_HERSHEY_PLAIN}
+HEADERS: tuple[str, ...] = ("full", "short", "none")
 _TEXT_RGB = (25, 25, 30)
 
 _FIRST = ("ALEX", "SAM", "JORDAN", "ROBIN", "KIM", "LEE", "NOOR", "ARI", "MIKA", "TONI", "JULES", "RENE", "CHRIS")
@@ -78,6 +90,11 @@ class RenderOptions(FrozenConfig):
     scaled with resolution), ``min_jpeg_quality`` (JPEG round trip with quality in [min, 95]) and ``max_shading``
     (fraction of brightness lost at the darkest corner) and ``max_sensor_noise`` (grey-level standard deviation).
     ``draw_grid``, ``draw_text``, ``draw_traces`` switch parts off (useful for tests and masks).
+    ``layout``: one of :data:`ecg_core.reports.synth_layouts.LAYOUTS` (``"3x4+1"``, the default, ``"3x4+3"``,
+    ``"6x2"``, ``"12x1"``, ``"2x6"``); ``font``: one of :data:`FONTS`; ``header``: one of :data:`HEADERS`
+    (``"full"``: two header lines and a footer, ``"short"``: one line, ``"none"``); ``photo``: a phone photo of the
+    page (:func:`ecg_core.reports.synth_photo.photograph`: perspective, rotation up to 15 degrees, desk, creases,
+    shadow, uneven light, moire, blur, low resolution, JPEG) instead of the scan ``artifacts``.
     """
 
     px_per_mm: float = 4.0
@@ -94,9 +111,17 @@ class RenderOptions(FrozenConfig):
     draw_grid: bool = True
     draw_text: bool = True
     draw_traces: bool = True
+    layout: str = DEFAULT_LAYOUT
+    font: str = "simplex"
+    header: str = "full"
+    photo: bool = False
 
     def __post_init__(self) -> None:
         _num("px_per_mm", self.px_per_mm, 1.0, 20.0)
+        for name, allowed in (("layout", LAYOUTS), ("font", tuple(FONTS)), ("header", HEADERS)):
+            if getattr(self, name) not in allowed:
+                raise ConfigError(f"{name} must be one of {', '.join(map(repr, allowed))}; received "
+                                  f"{getattr(self, name)!r}")
         if self.grid not in GRID_STYLES:
             raise ConfigError(f"grid must be one of {', '.join(map(repr, GRID_STYLES))}; received {self.grid!r}")
         if (
@@ -114,7 +139,7 @@ class RenderOptions(FrozenConfig):
             raise ConfigError(f"min_jpeg_quality must be an int in [10, 95]; received {self.min_jpeg_quality!r}")
         _num("max_shading", self.max_shading, 0.0, 0.6)
         _num("max_sensor_noise", self.max_sensor_noise, 0.0, 20.0)
-        for name in ("black_and_white", "artifacts", "draw_grid", "draw_text", "draw_traces"):
+        for name in ("black_and_white", "artifacts", "draw_grid", "draw_text", "draw_traces", "photo"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be True or False; received {getattr(self, name)!r}")
 
@@ -128,11 +153,13 @@ def row_baseline_mm(row: int) -> float:
     return ROW_TOP0 + ROW_H_MM * (row + 0.5)
 
 
-def _boxes_mm() -> dict[str, tuple[float, float, float, float]]:
-    """The cells of the 3x4 + rhythm layout on the page, in mm."""
-    tops = [ROW_TOP0 + r * ROW_H_MM for r in range(4)]
-    bottoms = [ROW_TOP0 + (r + 1) * ROW_H_MM for r in range(4)]
-    return cell_boxes(TRACE_X0, COL_W_MM, tops, bottoms)
+def _boxes_mm(lay: PageLayout) -> dict[str, list[float]]:
+    """The cells of the layout on the page, in mm: each panel's time span x its row band."""
+    out = {}
+    for p in lay.panels:
+        top, bottom = lay.band_mm(p.row)
+        out[p.key] = [p.x0_mm, top, p.x0_mm + p.width_mm, bottom]
+    return out
 
 
 def _draw_grid(img: np.ndarray, ppm: float, style: str) -> None:
@@ -155,10 +182,10 @@ def _draw_grid(img: np.ndarray, ppm: float, style: str) -> None:
 
 
 def _text(img: np.ndarray, text: str, x_mm: float, y_mm: float, ppm: float, height_mm: float = 2.6,
-          bold: bool = False) -> None:
-    scale = height_mm * ppm / 22.0
+          bold: bool = False, font: str = "simplex") -> None:
+    scale = height_mm * ppm / 22.0 * (1.8 if font == "plain" else 1.0)
     thick = max(1, int(round(ppm * (0.28 if bold else 0.18))))
-    cv2.putText(img, text, (int(round(x_mm * ppm)), int(round(y_mm * ppm))), cv2.FONT_HERSHEY_SIMPLEX, scale,
+    cv2.putText(img, text, (int(round(x_mm * ppm)), int(round(y_mm * ppm))), FONTS[font], scale,
                 _TEXT_RGB, thick, cv2.LINE_AA)
 
 
@@ -193,6 +220,7 @@ def _header_fields(rng: np.random.Generator, hr: float) -> tuple[list[str], str]
 
 
 def _transform_box(box: Sequence[float], m: np.ndarray | None, w: int, h: int) -> list[int]:
+    """The axis-aligned box of ``box`` mapped by the 2 x 3 affine ``m`` (scan artifacts), clipped to w x h."""
     x0, y0, x1, y1 = box
     if m is not None:
         corners = np.array([[x0, y0, 1.0], [x1, y0, 1.0], [x1, y1, 1.0], [x0, y1, 1.0]]) @ m.T
@@ -286,7 +314,8 @@ def render_report(
     rng = np.random.default_rng([int(seed), 0x3E4D])
     ppm = float(opts.px_per_mm)
     w, h = opts.image_size()
-    paper = GRID_STYLES[opts.grid][0] if opts.draw_grid else (255, 255, 255)
+    lay = page_layout(opts.layout)
+    paper = GRID_STYLES[opts.grid][0] if opts.draw_grid or opts.grid == "cream" else (255, 255, 255)
     img = np.empty((h, w, 3), dtype=np.uint8)
     img[:] = paper
     if opts.draw_grid:
@@ -294,57 +323,65 @@ def render_report(
 
     hr = signals.heart_rate
     header, footer = _header_fields(rng, hr)
-    if opts.draw_text:
-        _text(img, header[0], 8.0, 9.0, ppm, 3.0, bold=True)
-        _text(img, header[1], 8.0, 15.5, ppm, 2.6)
-        _text(img, footer, 8.0, 195.0, ppm, 2.6)
+    if opts.draw_text and opts.header != "none":
+        _text(img, header[0], 8.0, 9.0, ppm, 3.0, bold=True, font=opts.font)
+        if opts.header == "full":
+            _text(img, header[1], 8.0, 15.5, ppm, 2.6, font=opts.font)
+            _text(img, footer, 8.0, 195.0, ppm, 2.6, font=opts.font)
 
     thick = max(1, int(round(opts.trace_width_mm * ppm)))
     rgb = tuple(int(c) for c in opts.trace_rgb)
     data = signals.data
     idx = {name: i for i, name in enumerate(LEADS)}
-    for r in range(4):
-        base = row_baseline_mm(r)
-        if opts.draw_traces:  # calibration pulse: 1 mV (10 mm) x 0.2 s (5 mm)
+    gain = lay.gain_mm_mv
+    extent: dict[str, tuple[float, float]] = {}  # y range (mm) each panel's trace covers
+    label_h = min(3.2, 0.24 * lay.row_h_mm)
+    for r in range(lay.n_rows):
+        base = lay.baseline_mm(r)
+        top = lay.band_mm(r)[0]
+        if opts.draw_traces:  # calibration pulse: 1 mV x 0.2 s (5 mm)
             cx = np.array([CAL_X0, CAL_X0 + 1, CAL_X0 + 1, CAL_X0 + 6, CAL_X0 + 6, TRACE_X0 - 0.5])
-            cy = np.array([base, base, base - GAIN_MM_MV, base - GAIN_MM_MV, base, base])
+            cy = np.array([base, base, base - gain, base - gain, base, base])
             _polyline(img, cx, cy, ppm, rgb, thick)
-        cols = range(4) if r < 3 else range(1)
-        for c in cols:
-            lead = LAYOUT_ROWS[r][c] if r < 3 else RHYTHM_LEAD
-            label = lead
-            t0 = c * COLUMN_S
-            t1 = t0 + (COLUMN_S if r < 3 else 4 * COLUMN_S)
-            i0 = int(round(t0 * fs))
-            i1 = min(n - 1, int(round(t1 * fs)))
+        for p in (q for q in lay.panels if q.row == r):
+            i0 = int(round(p.t0 * fs))
+            i1 = min(n - 1, int(round(p.t1 * fs)))
             if opts.draw_traces:
-                v = data[idx[lead], i0 : i1 + 1]
-                x = TRACE_X0 + c * COL_W_MM + (np.arange(i0, i0 + len(v)) / fs - t0) * PAPER_SPEED_MM_S
-                _polyline(img, x, base - GAIN_MM_MV * v, ppm, rgb, thick)
-                if 0 < c < 4 and r < 3:  # short separator bar where the lead changes
-                    xs = TRACE_X0 + c * COL_W_MM
+                v = data[idx[p.lead], i0 : i1 + 1]
+                x = p.x0_mm + (np.arange(i0, i0 + len(v)) / fs - p.t0) * PAPER_SPEED_MM_S
+                y = base - gain * v
+                extent[p.key] = (float(y.min()), float(y.max()))
+                _polyline(img, x, y, ppm, rgb, thick)
+                if p.col > 0:  # short separator bar where the lead changes
+                    xs = p.x0_mm
                     _polyline(img, np.array([xs, xs]), np.array([base - 2.5, base + 2.5]), ppm, rgb, thick)
             if opts.draw_text:
-                _text(img, label, TRACE_X0 + c * COL_W_MM + 1.5, ROW_TOP0 + r * ROW_H_MM + 6.0, ppm, 3.2, bold=True)
+                _text(img, p.lead, p.x0_mm + 1.5, top + min(6.0, 0.45 * lay.row_h_mm), ppm, label_h, bold=True,
+                      font=opts.font)
 
     if opts.black_and_white:
         grey = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         img = np.repeat(grey[..., None], 3, axis=2)
 
     matrix = None
-    artifacts: dict[str, float] | None = None
-    if opts.artifacts:
+    hom = None
+    artifacts: dict[str, Any] | None = None
+    if opts.photo:
+        img, hom, artifacts = photograph(img, np.random.default_rng([int(seed), 0x9407]))
+    elif opts.artifacts:
         img, matrix, artifacts = _apply_artifacts(img, opts, rng)
+    out_h, out_w = img.shape[:2]
 
     pad = thick / 2.0 + 1.0  # px: the line's half width + antialiasing, so a box holds its whole trace
-    boxes = {
-        k: _transform_box([box[0] * ppm - pad, box[1] * ppm - pad, box[2] * ppm + pad, box[3] * ppm + pad], matrix,
-                          w, h)
-        for k, box in _boxes_mm().items()
-    }
+    boxes = {}
+    for k, box in _boxes_mm(lay).items():
+        if lay.name != DEFAULT_LAYOUT and k in extent:  # tight rows: a tall QRS may leave its band
+            box = [box[0], min(box[1], extent[k][0]), box[2], max(box[3], extent[k][1])]
+        px = [box[0] * ppm - pad, box[1] * ppm - pad, box[2] * ppm + pad, box[3] * ppm + pad]
+        boxes[k] = transform_box(px, hom, out_w, out_h) if hom is not None else _transform_box(px, matrix, w, h)
     spec = signals.spec
     info = get_preset("cardiac-4").info(spec.cls)
-    windows = lead_windows()
+    windows = lay.windows()
     sidecar: dict[str, Any] = {
         "generator": "ecg_core.reports.synth",
         "version": RENDER_VERSION,
@@ -361,10 +398,11 @@ def render_report(
         "boxes": boxes,
         "box_format": "xyxy_px (x1, y1 exclusive)",
         "lead_windows_s": {k: list(v) for k, v in windows.items()},
-        "layout": [list(row) for row in LAYOUT_ROWS] + [[RHYTHM_KEY]],
+        "layout": lay.rows(),
+        "layout_name": lay.name,
         "px_per_mm": ppm,
         "paper_speed_mm_s": PAPER_SPEED_MM_S,
-        "gain_mm_mv": GAIN_MM_MV,
+        "gain_mm_mv": gain,
         "heart_rate_bpm": round(float(hr), 1),
         "axis_deg": spec.axis_deg,
         "fs": fs,
@@ -373,8 +411,11 @@ def render_report(
         "st_deviation_mv": dict(signals.st_deviation_mv),
         "seed": int(spec.seed),
         "render_seed": int(seed),
-        "image_size": [w, h],
+        "image_size": [out_w, out_h],
         "grid": opts.grid,
+        "draw_grid": opts.draw_grid,
+        "photo": opts.photo,
+        "homography": None if hom is None else [[round(float(v), 6) for v in row] for row in hom],
         "black_and_white": opts.black_and_white,
         "artifacts": artifacts,
     }

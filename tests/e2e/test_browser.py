@@ -127,7 +127,7 @@ def test_04_sidebar_zip_import(page, artifacts, app_dirs):
     assert not [p for p in home.parent.rglob("*evil*")], "an escaping zip entry was written"
     assert not list(Path("/tmp").glob(f"{EVIL_TOKEN}*"))
     imported = sorted(p.relative_to(home).as_posix() for p in (home / "uploads").rglob("*.png"))
-    assert len(imported) == 4 and all(p.startswith("uploads/zip-") for p in imported), imported
+    assert len(imported) == 4 and all(re.match(r"uploads/s-[\w-]+/zip-", p) for p in imported), imported  # per session
     shot(page, artifacts, "05-sidebar-zip-import")
     # back to the demo dataset for the next steps
     sidebar.locator('[data-testid="stSelectbox"]').first.click()
