@@ -15,7 +15,8 @@ figure was tuned on itself. Candidates:
 
 * ``argmax``: plain arg-max of the calibrated probabilities (reference);
 * ``weight w``: arg-max of the probabilities with p(MI) multiplied by w (a prior shift; w in WEIGHTS);
-* ``threshold t``: MI when p(MI) >= t, else the arg-max of the other classes (t in THRESHOLDS);
+* ``threshold t``: MI when p(MI) >= t, else the arg-max of the other classes (t in THRESHOLDS; None: plain
+  arg-max, the first option);
 * ``stack a``: arg-max of (1 - a) p_full + a p_ST (a in ALPHAS);
 * ``stack a + weight w``: both, chosen jointly.
 
@@ -105,7 +106,7 @@ def rules(pf: np.ndarray, ps: np.ndarray) -> dict[str, dict[object, np.ndarray]]
     out: dict[str, dict[object, np.ndarray]] = {
         "argmax": {None: pf},
         "weight w": {w: weighted(pf, w) for w in WEIGHTS},
-        "threshold t": {t: thresholded(pf, t) for t in THRESHOLDS},
+        "threshold t": {None: pf, **{t: thresholded(pf, t) for t in THRESHOLDS}},
         "stack a": {a: (1 - a) * pf + a * ps for a in ALPHAS},
         "stack a + weight w": {(a, w): weighted((1 - a) * pf + a * ps, w) for a in ALPHAS for w in WEIGHTS},
     }
@@ -185,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     full = inner_select(xf, xs, y, g, names, st_only, a.inner_repeats, seed=0)
     print(f"full-data inner selection: T={full['t_full']:.4f} chosen {full['chosen']}", flush=True)
     out = {"protocol": f"outer StratifiedGroupKFold 5 x {R} (seeds 0-{R - 1}); inner 5 x {a.inner_repeats} on each "
-                       "outer training part; parameter maximises inner macro-F1 + MI recall",
+                       "outer training part; parameter chosen on the inner predictions by each objective",
            "n": n, "n_mi": int((y == MI).sum()), "objectives": OBJECTIVES, "weights": WEIGHTS, "thresholds": THRESHOLDS, "alphas": ALPHAS,
            "table": table, "folds": folds_log,
            "full_data": {"t_full": full["t_full"], "t_st": full["t_st"],

@@ -309,3 +309,64 @@ def test_evaluate_command_on_a_folder_with_a_measurement_run(measure_run, tmp_pa
     out = capsys.readouterr().out
     assert "external data" in out and "macro-F1" in out
     assert list(tmp_path.glob("eval_external-*.json")) and list(tmp_path.glob("predictions_external-*.csv"))
+
+
+def test_the_model_list_calls_a_measurement_runs_figure_cross_validation(measure_run):
+    """The select box showed 'test macro-F1 0.82' for the shipped measurement run, which has no test split: the
+    figure is its repeated group CV."""
+    info = registry.read_run(measure_run[2])
+    assert info.is_measurement
+    if isinstance((info.meta.get("metrics") or {}).get("macro_f1"), (int, float)):
+        assert " CV macro-F1 " in info.label and "test macro-F1" not in info.label
+    shipped = registry.read_run(REPO / "models" / "cardiac4-mendeley-measure-lgbm") if (
+        REPO / "models" / "cardiac4-mendeley-measure-lgbm").is_dir() else None
+    if shipped is not None:
+        assert "CV macro-F1 0.82" in shipped.label
+
+
+def test_stored_decision_weights_are_applied_by_load_and_predict(tmp_path):
+    """A decision rule stored in measure.json (per-class weights on the calibrated probabilities, renormalised)
+    is applied by MeasureModel.load + predict_proba, so every arg-max over it (CLI predict, Batch, Explain) uses it;
+    a damaged rule is refused."""
+    X, y, names = _toy()
+    m = mm.fit_lgbm(X, y, feature_names=names, class_names=CLASSES, rounds=20)
+    m.save(tmp_path / "plain")
+    plain = mm.MeasureModel.load(tmp_path / "plain").predict_proba(X)
+    m.decision_weights = [50.0, 1.0, 1.0, 1.0]
+    m.save(tmp_path / "ruled")
+    assert json.loads((tmp_path / "ruled" / "measure.json").read_text())["decision_weights"][0] == 50.0
+    ruled = mm.MeasureModel.load(tmp_path / "ruled").predict_proba(X)
+    q = plain * np.array([50.0, 1, 1, 1])
+    np.testing.assert_allclose(ruled, q / q.sum(axis=1, keepdims=True))
+    assert np.allclose(ruled.sum(axis=1), 1.0)
+    assert (ruled.argmax(1) == 0).sum() > (plain.argmax(1) == 0).sum()
+    meta = json.loads((tmp_path / "ruled" / "measure.json").read_text())
+    meta["decision_weights"] = [1.0, -1.0]
+    (tmp_path / "ruled" / "measure.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="decision_weights"):
+        mm.MeasureModel.load(tmp_path / "ruled")
+
+
+def test_predict_cli_applies_the_stored_decision_rule(measure_run, tmp_path):
+    import shutil
+
+    from ecg_core.cli.app import main
+
+    _, data, run_dir = measure_run
+    models = tmp_path / "models"
+    ruled = models / "tiny-ruled"
+    shutil.copytree(run_dir, ruled)
+    meta = json.loads((ruled / "measure.json").read_text())
+    meta["decision_weights"] = [1e5, 1.0, 1.0, 1.0]
+    (ruled / "measure.json").write_text(json.dumps(meta))
+    run = json.loads((ruled / "run.json").read_text())
+    run["run_id"] = "tiny-ruled"
+    (ruled / "run.json").write_text(json.dumps(run))
+    folder = tmp_path / "in"
+    folder.mkdir()
+    for p in sorted(data.rglob("*.png"))[:4]:
+        shutil.copy(p, folder / p.name)
+    out = tmp_path / "preds.csv"
+    assert main(["predict", "tiny-ruled", str(folder), "--out", str(out), "--models", str(models)]) == 0
+    df = pd.read_csv(out, keep_default_na=False)
+    assert len(df) == 4 and (df["predicted"] == CLASSES[0]).all()

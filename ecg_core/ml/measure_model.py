@@ -10,7 +10,7 @@ This module knows arrays only (the ml layer does not read reports): the report s
 * :func:`repeated_group_cv`: out-of-fold margins of repeated stratified group k-fold (copies of one image never
   straddle a fold), for choosing features / hyper-parameters and for the calibration;
 * :func:`fit_temperature`: the temperature minimising the out-of-fold negative log-likelihood;
-* :class:`MeasureModel`: ``predict_proba`` (calibrated), ``contributions`` (per-feature additive contributions to
+* :class:`MeasureModel`: ``predict_proba`` (calibrated, then the stored decision weights applied), ``contributions`` (per-feature additive contributions to
   a class's margin: LightGBM's ``pred_contrib`` (TreeSHAP), or coefficient x standardised value), save / load.
 """
 
@@ -60,7 +60,9 @@ def _softmax(z: np.ndarray) -> np.ndarray:
 @dataclass
 class MeasureModel:
     """A fitted measurement classifier. ``kind``: 'lgbm' or 'logreg'; ``temperature`` divides the margins before
-    the softmax (1 = uncalibrated)."""
+    the softmax (1 = uncalibrated); ``decision_weights`` (one positive factor per class, or None) multiply the
+    calibrated probabilities, renormalised (a prior shift, e.g. more weight on acute MI chosen by nested CV), so the
+    arg-max of :meth:`predict_proba` everywhere (CLI predict, Batch, Explain) is the decision rule."""
 
     kind: str
     feature_names: list[str]
@@ -69,6 +71,7 @@ class MeasureModel:
     booster: Any = None
     lr: dict[str, list] = field(default_factory=dict)
     params: dict[str, Any] = field(default_factory=dict)
+    decision_weights: list[float] | None = None
 
     # -------------------------------------------------------------------------------------------- predict
     def _check_x(self, X: np.ndarray) -> np.ndarray:
@@ -97,8 +100,8 @@ class MeasureModel:
         return z @ np.asarray(self.lr["coef"]).T + np.asarray(self.lr["intercept"])
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Calibrated class probabilities (n, k)."""
-        return _softmax(self.margins(X) / self.temperature)
+        """Calibrated class probabilities (n, k), with the decision weights applied (renormalised) when stored."""
+        return apply_decision_weights(_softmax(self.margins(X) / self.temperature), self.decision_weights)
 
     def contributions(self, X: np.ndarray, class_index: int) -> np.ndarray:
         """Per-feature additive contributions (n, n_features) to the margin of ``class_index`` (before the
@@ -122,6 +125,8 @@ class MeasureModel:
         p = Path(folder)
         meta = {"kind": self.kind, "feature_names": self.feature_names, "class_names": self.class_names,
                 "temperature": self.temperature, "params": self.params}
+        if self.decision_weights is not None:
+            meta["decision_weights"] = [float(v) for v in self.decision_weights]
         if self.kind == "lgbm":
             atomic_write_text(p / LGBM_FILE, self.booster.model_to_string())
         else:
@@ -137,10 +142,15 @@ class MeasureModel:
             kind = meta["kind"]
             names, classes = list(meta["feature_names"]), list(meta["class_names"])
             temp = float(meta.get("temperature", 1.0))
+            dw = meta.get("decision_weights")
+            dw = None if dw is None else [float(v) for v in dw]
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ModelLoadError(f"{MEASURE_JSON} in {p.name!r} is missing or damaged ({e})") from e
         if kind not in KINDS or not names or not classes or not (0.0 < temp < 1e3):
             raise ModelLoadError(f"{MEASURE_JSON} in {p.name!r} is not a measurement model description")
+        if dw is not None and (len(dw) != len(classes) or not all(math.isfinite(v) and 0.0 < v < 1e6 for v in dw)):
+            raise ModelLoadError(f"{MEASURE_JSON} in {p.name!r}: decision_weights must be {len(classes)} positive "
+                                 "numbers")
         if kind == "lgbm":
             import lightgbm as lgb
 
@@ -150,7 +160,8 @@ class MeasureModel:
                 raise ModelLoadError(f"{LGBM_FILE} in {p.name!r} cannot be loaded ({e})") from e
             if booster.num_feature() != len(names) or booster.num_model_per_iteration() != len(classes):
                 raise ModelLoadError(f"{LGBM_FILE} in {p.name!r} disagrees with {MEASURE_JSON} (features / classes)")
-            return cls(kind, names, classes, temp, booster=booster, params=dict(meta.get("params", {})))
+            return cls(kind, names, classes, temp, booster=booster, params=dict(meta.get("params", {})),
+                       decision_weights=dw)
         try:
             lr = json.loads((p / LOGREG_FILE).read_text())
             d = len(names) + len(lr["indicator_cols"])
@@ -160,7 +171,7 @@ class MeasureModel:
             raise ModelLoadError(f"{LOGREG_FILE} in {p.name!r} cannot be loaded ({e})") from e
         if not ok:
             raise ModelLoadError(f"{LOGREG_FILE} in {p.name!r} disagrees with {MEASURE_JSON} (shapes)")
-        return cls(kind, names, classes, temp, lr=lr, params=dict(meta.get("params", {})))
+        return cls(kind, names, classes, temp, lr=lr, params=dict(meta.get("params", {})), decision_weights=dw)
 
 
 def model_file_problem(folder: str | Path) -> str:
@@ -278,6 +289,14 @@ def repeated_group_cv(X: np.ndarray, y: np.ndarray, groups: np.ndarray, fit: Cal
                 on_fold(done, folds * repeats)
         out.append(oof)
     return np.stack(out)
+
+
+def apply_decision_weights(prob: np.ndarray, weights: Sequence[float] | None) -> np.ndarray:
+    """``prob`` x ``weights`` per class, renormalised row-wise (``prob`` unchanged when ``weights`` is None)."""
+    if weights is None:
+        return prob
+    q = np.asarray(prob, dtype=np.float64) * np.asarray(weights, dtype=np.float64)
+    return q / q.sum(axis=-1, keepdims=True)
 
 
 def softmax(margins: np.ndarray, temperature: float = 1.0) -> np.ndarray:
