@@ -93,6 +93,7 @@ def test_login_then_viewer_cannot_train_and_editor_can(browser, share_url, artif
 
         # the login cookie: a new tab is logged in (and a deep link opens its page); after Log out it is not
         tab = context.new_page()
+        tab.set_default_timeout(STEP_TIMEOUT_MS)  # a new page starts with Playwright's 30 s, too short under load
         tab.goto(url + "/compare")
         settle(tab)
         tab.locator('[data-testid="stSidebar"]').get_by_text("bob · editor").wait_for()
@@ -103,6 +104,7 @@ def test_login_then_viewer_cannot_train_and_editor_can(browser, share_url, artif
         tab.wait_for_timeout(1000)  # the cookie is deleted by the browser-side component
         assert not [c for c in context.cookies() if c["name"] == "ecg_insight_auth"]
         fresh = context.new_page()
+        fresh.set_default_timeout(STEP_TIMEOUT_MS)
         fresh.goto(url + "/train")
         settle(fresh)
         fresh.get_by_role("button", name="Log in").wait_for()
