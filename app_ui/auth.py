@@ -149,10 +149,13 @@ def gate(pages: Mapping[str, Sequence[StreamlitPage]] | Sequence[StreamlitPage] 
     authenticator = _authenticator(cfg)  # draws the (invisible) cookie component
     decision = _decide(cfg)
     if decision.show == "app" and not _user_box(authenticator, decision.access):
-        if st.session_state.pop(COOKIE_PENDING, False):
-            # the login run's cookie component was dropped by its rerun: set it in this run, which lasts
-            with st.sidebar:
-                authenticator.cookie_controller.set_cookie()
+        # the login cookie (a new tab stays logged in) is set by a browser-side component, which only acts once it
+        # is mounted: a run cut short by a rerun or a click on another page before it mounted sets nothing (seen
+        # in the browser test under load). So every run of a logged-in session sets it again (the 1-day expiry
+        # slides with use); COOKIE_PENDING marks the first run after the login form.
+        st.session_state.pop(COOKIE_PENDING, None)
+        with st.sidebar:
+            authenticator.cookie_controller.set_cookie()
         return decision.access
 
     def login() -> None:

@@ -91,7 +91,12 @@ def test_login_then_viewer_cannot_train_and_editor_can(browser, share_url, artif
         page.get_by_role("button", name="Start training").wait_for()
         page.screenshot(path=str(artifacts / "share-editor-train.png"))
 
-        # the login cookie: a new tab is logged in (and a deep link opens its page); after Log out it is not
+        # the login cookie: a new tab is logged in (and a deep link opens its page); after Log out it is not.
+        # The browser-side component sets it once mounted: wait (bounded) until the browser holds it
+        deadline = time.monotonic() + 60
+        while not [c for c in context.cookies() if c["name"] == "ecg_insight_auth"]:
+            assert time.monotonic() < deadline, "the login cookie was never set in the browser"
+            page.wait_for_timeout(250)
         tab = context.new_page()
         tab.set_default_timeout(STEP_TIMEOUT_MS)  # a new page starts with Playwright's 30 s, too short under load
         tab.goto(url + "/compare")
