@@ -31,6 +31,17 @@ def _batch_files(folder: str) -> tuple[list[Path], Path | None]:
     return files, (Path(folder) if Path(folder).is_dir() else None)
 
 
+def _write_predictions(df, out_arg: str) -> tuple[Path, int, int, int]:
+    """Write ``predict``'s CSV; ``(path, predicted, not an ECG, unreadable)`` counts for the summary line."""
+    from ecg_core.reports import batch
+
+    out = Path(out_arg)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    df.to_csv(out, index=False)
+    return (out, int((df["predicted"] != "").sum()), int(df["reason"].str.startswith(batch.REASON_NOT_ECG).sum()),
+            int(df["reason"].str.startswith(batch.REASON_UNREADABLE).sum()))
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
     from ecg_core.core import paths
     from ecg_core.ml import registry
@@ -63,12 +74,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
     finally:
         cv2.setNumThreads(cv_threads)
     t_loop = time.perf_counter() - t_loop
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out, index=False)
-    n_pred = int((df["predicted"] != "").sum())
-    n_not_ecg = int(df["reason"].str.startswith(batch.REASON_NOT_ECG).sum())
-    n_bad = int(df["reason"].str.startswith(batch.REASON_UNREADABLE).sum())
+    out, n_pred, n_not_ecg, n_bad = _write_predictions(df, args.out)
     print(f"{len(df)} files: {n_pred} predicted, {n_not_ecg} not recognised as an ECG report, {n_bad} unreadable "
           f"-> {out}  (run {run.run_id}; {messages.DISCLAIMER})")
     n_ood = int((df["in_distribution"] == "false").sum())
@@ -85,7 +91,7 @@ def _predict_measure(run, args: argparse.Namespace) -> int:
     import time
 
     from ecg_core.ml import registry
-    from ecg_core.reports import batch, messages
+    from ecg_core.reports import messages
     from ecg_core.reports.measure_predict import predict_files_measure
 
     files, root = _batch_files(args.folder)
@@ -100,12 +106,7 @@ def _predict_measure(run, args: argparse.Namespace) -> int:
 
     profile = _ood_profile_or_none(run)  # the descriptor part only: a measurement model has no feature space
     df = ood_build.add_ood_columns(df, files, profile, cache_root=None if args.no_cache else paths.cache_dir())
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out, index=False)
-    n_pred = int((df["predicted"] != "").sum())
-    n_not_ecg = int(df["reason"].str.startswith(batch.REASON_NOT_ECG).sum())
-    n_bad = int(df["reason"].str.startswith(batch.REASON_UNREADABLE).sum())
+    out, n_pred, n_not_ecg, n_bad = _write_predictions(df, args.out)
     n_part = int((df["reading"] != "").sum())
     print(f"{len(df)} files: {n_pred} predicted ({n_part} read only in part: see the reading column), {n_not_ecg} "
           f"not recognised as an ECG report, {n_bad} unreadable -> {out}  (run {run.run_id}, measurement model; "
