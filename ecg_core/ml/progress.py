@@ -53,6 +53,17 @@ class ProgressWriter:
             f.flush()
 
 
+def end_run(run_dir: Path, writer: ProgressWriter, status: str, *, error: str | None = None,
+            message: str | None = None, **meta: Any) -> None:
+    """A job's last words: ``run.json`` gets ``status``, the finishing time, ``error`` (when given) and ``meta``;
+    ``progress.jsonl`` the ``done`` event with ``message`` (default: ``error``). Used by every training job (Keras
+    and measurement models) when it stops or fails."""
+    registry.update_run(run_dir, status=status, finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                        **({"error": error} if error is not None else {}), **meta)
+    text = message if message is not None else error
+    writer.write({"phase": "done", "status": status, **({"message": text} if text is not None else {})})
+
+
 def read_progress(run_dir: str | Path) -> list[dict[str, Any]]:
     """All complete lines of a run's ``progress.jsonl`` (a torn last line is skipped)."""
     p = Path(run_dir) / PROGRESS_FILE

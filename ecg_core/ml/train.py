@@ -43,7 +43,7 @@ import numpy as np
 from ecg_core.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from ecg_core.core.errors import EcgCoreError
 from ecg_core.ml import registry
-from ecg_core.ml.progress import ProgressWriter, StopFlag, StopRequested, training_callbacks
+from ecg_core.ml.progress import ProgressWriter, StopFlag, StopRequested, end_run, training_callbacks
 from ecg_core.ml.train_config import TrainConfig
 from ecg_core.ml.train_data import (
     DatasetInfo,
@@ -322,18 +322,14 @@ def run_training(
         writer.write({"phase": "done", "status": status, **{k: v for k, v in metrics.items() if not isinstance(v, list)}})
         return run_dir
     except StopRequested:
-        registry.update_run(run_dir, status="stopped", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                            error="stopped before the first epoch finished: no model was kept")
-        writer.write({"phase": "done", "status": "stopped", "message": "stopped before any model existed"})
+        end_run(run_dir, writer, "stopped", error="stopped before the first epoch finished: no model was kept",
+                message="stopped before any model existed")
         return run_dir
     except EcgCoreError as e:
-        registry.update_run(run_dir, status="failed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"), error=str(e))
-        writer.write({"phase": "done", "status": "failed", "message": str(e)})
+        end_run(run_dir, writer, "failed", error=str(e))
         raise
     except BaseException as e:
-        registry.update_run(run_dir, status="failed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                            error=f"{type(e).__name__}: {e}")
-        writer.write({"phase": "done", "status": "failed", "message": f"{type(e).__name__}: {e}"})
+        end_run(run_dir, writer, "failed", error=f"{type(e).__name__}: {e}")
         atomic_write_text(run_dir / "traceback.txt", traceback.format_exc())
         raise
     finally:

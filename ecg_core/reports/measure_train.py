@@ -33,7 +33,7 @@ from ecg_core.ml import measure_model as mm
 from ecg_core.ml import registry
 from ecg_core.ml.evaluate import evaluate_predictions
 from ecg_core.ml.predictions import predictions_frame
-from ecg_core.ml.progress import ProgressWriter, StopFlag, StopRequested
+from ecg_core.ml.progress import ProgressWriter, StopFlag, StopRequested, end_run
 
 ARCHS = {"measure_lgbm": "lgbm", "measure_logreg": "logreg"}
 # the shipped configuration, chosen by scripts/measure_cv.py (repeated group CV on mendeley-dev): among the
@@ -202,14 +202,11 @@ def train_measure(data_dir: str | Path, models_dir: str | Path, *, run_id: str |
         writer.write({"phase": "done", "status": "completed", "macro_f1": rep.macro["f1"]})
         return run_dir
     except StopRequested:
-        registry.update_run(run_dir, status="stopped", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                            error="stopped before the model was fitted: no model was kept")
-        writer.write({"phase": "done", "status": "stopped", "message": "stopped before any model existed"})
+        end_run(run_dir, writer, "stopped", error="stopped before the model was fitted: no model was kept",
+                message="stopped before any model existed")
         return run_dir
     except BaseException as e:
-        registry.update_run(run_dir, status="failed", finished=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                            error=f"{type(e).__name__}: {e}")
-        writer.write({"phase": "done", "status": "failed", "message": f"{type(e).__name__}: {e}"})
+        end_run(run_dir, writer, "failed", error=f"{type(e).__name__}: {e}")
         raise
     finally:
         if old is not None:
