@@ -197,11 +197,9 @@ def batch_predictions(run_key: str, folder: str, signature: str, check: bool, _e
 
     files = batch.list_batch_files(folder)
     if _cfg is None:  # a measurement model (no preprocessing): read and measure each report, as `predict` does
-        from ecg_core.reports import ood_build
         from ecg_core.reports.measure_predict import predict_files_measure
 
-        table = predict_files_measure(_explainer, files, root=folder, check=check)
-        return ood_build.add_ood_columns(table, files, _ood, cache_root=paths.cache_dir())
+        return predict_files_measure(_explainer, files, root=folder, check=check, ood=_ood)
     return batch.predict_files(_explainer, _cfg, files, class_names=_explainer.class_names, root=folder,
                                check=check, cache_root=paths.cache_dir(), ood=_ood)
 

@@ -98,14 +98,11 @@ def _predict_measure(run, args: argparse.Namespace) -> int:
     t_load = time.perf_counter()
     model = registry.load_model(run)
     t_load = time.perf_counter() - t_load
-    t_loop = time.perf_counter()
-    df = predict_files_measure(model, files, root=root, check=not args.no_check, progress=progress("predicting"))
-    t_loop = time.perf_counter() - t_loop
-    from ecg_core.core import paths
-    from ecg_core.reports import ood_build
-
     profile = _ood_profile_or_none(run)  # the descriptor part only: a measurement model has no feature space
-    df = ood_build.add_ood_columns(df, files, profile, cache_root=None if args.no_cache else paths.cache_dir())
+    t_loop = time.perf_counter()
+    df = predict_files_measure(model, files, root=root, check=not args.no_check, progress=progress("predicting"),
+                               ood=profile)
+    t_loop = time.perf_counter() - t_loop
     out, n_pred, n_not_ecg, n_bad = _write_predictions(df, args.out)
     n_part = int((df["reading"] != "").sum())
     print(f"{len(df)} files: {n_pred} predicted ({n_part} read only in part: see the reading column), {n_not_ecg} "

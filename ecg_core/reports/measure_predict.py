@@ -66,16 +66,24 @@ def feature_matrix(rows: Sequence[dict[str, float]], names: Sequence[str]) -> np
 
 
 def predict_files_measure(model: Any, files: Sequence[str | Path], *, root: str | Path | None = None,
-                          check: bool = True, progress: ProgressFn | None = None) -> pd.DataFrame:
+                          check: bool = True, progress: ProgressFn | None = None,
+                          ood: Any = "none") -> pd.DataFrame:
     """One row per file, the columns of :func:`ecg_core.reports.batch.predict_files` (``path``, ``predicted``,
-    ``reason``, ``ecg_score``, ``prob_<class>``, ``in_distribution``, ``ood_reason``) plus ``reading``."""
+    ``reason``, ``ecg_score``, ``prob_<class>``, ``in_distribution``, ``ood_reason``) plus ``reading``.
+
+    ``ood``: the run's :class:`~ecg_core.reports.ood.OodProfile` (or ``None`` for a run without one): every predicted
+    row gets its verdict from the descriptor of the image already decoded here (reusing the ECG check's scan), as
+    :func:`~ecg_core.reports.batch.predict_files` does; the default ``"none"`` leaves ``in_distribution`` empty and says so in ``ood_reason``."""
     from ecg_core.imaging.loader import load_image
     from ecg_core.reports.batch import REASON_NOT_ECG, REASON_UNREADABLE
     from ecg_core.reports.ecg_check import check_ecg
     from ecg_core.reports.leads import load_sidecar
 
+    from ecg_core.reports.ood import assess, describe_report, verdict_columns
+
     names = list(model.class_names)
     base = Path(root) if root is not None else None
+    describe = not (isinstance(ood, str) and ood == "none")
     rows = []
     for i, f in enumerate(files):
         p = Path(f)
@@ -84,22 +92,26 @@ def predict_files_measure(model: Any, files: Sequence[str | Path], *, root: str 
         except ValueError:
             shown = str(p)
         row: dict[str, Any] = {"path": shown, "predicted": "", "reason": "", "ecg_score": np.nan,
-                               **{f"prob_{c}": np.nan for c in names}, "in_distribution": "", "ood_reason": NO_OOD,
+                               **{f"prob_{c}": np.nan for c in names}, "in_distribution": "", "ood_reason": "" if describe else NO_OOD,
                                "reading": ""}
         try:
             rgb = load_image(p).rgb
+            scan = None
             if check:
-                chk = check_ecg(rgb)
+                chk = check_ecg(rgb, keep_scan=describe)
                 row["ecg_score"] = chk.score
                 if not chk.is_ecg:
                     row["reason"] = f"{REASON_NOT_ECG}: " + "; ".join(chk.failed)
                     rows.append(row)
                     continue
+                scan = chk.scan
             rep = read_features(rgb, sidecar=load_sidecar(p))
             prob = model.predict_proba(feature_matrix([rep.features], model.feature_names))[0]
             row["predicted"] = names[int(np.argmax(prob))]
             row.update({f"prob_{c}": float(v) for c, v in zip(names, prob)})
             row["reading"] = rep.reading
+            if describe:
+                row.update(verdict_columns(assess(describe_report(rgb, scan=scan), ood)))
         except EcgCoreError as e:
             row["reason"] = f"{REASON_UNREADABLE}: {e}"
         except Exception as e:  # noqa: BLE001 - a report the reader chokes on never stops the batch

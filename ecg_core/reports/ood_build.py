@@ -205,9 +205,11 @@ def build_profile(run: Any, data_dir: str | Path, *, progress: ProgressFn | None
 
 def add_ood_columns(df: pd.DataFrame, files: list[Path], profile: OodProfile | None, *,
                     cache_root: str | Path | None = None) -> pd.DataFrame:
-    """``in_distribution`` and ``ood_reason`` for a prediction table made without them (a measurement model's
-    ``predict``: rows in the order of ``files``): the descriptor of every predicted file (decoded again, ~40 ms, or
-    read from the descriptor cache under ``cache_root``), no feature space."""
+    """``in_distribution`` and ``ood_reason`` for a prediction table made without them (rows in the order of
+    ``files``; e.g. ``bench/ood_rates.py``): the descriptor of every predicted file (decoded again, ~40 ms, or read
+    from the descriptor cache under ``cache_root``), no feature space. A measurement model's ``predict`` gets the
+    columns from :func:`ecg_core.reports.measure_predict.predict_files_measure` itself (``ood=``), which describes
+    the image it already decoded."""
     from ecg_core.core.hashing import file_hash
     from ecg_core.imaging.loader import read_bytes
     from ecg_core.imaging.preprocess import PreprocessConfig
