@@ -196,7 +196,11 @@ if contrib is not None:
     st.dataframe(contrib.round(3), hide_index=True, width="stretch")
     st.caption("LightGBM pred_contrib (TreeSHAP): each feature's additive share of the raw score of this class; "
                "positive values push towards the class. RR features are ratios to the record's own median RR, "
-               "morphology is normalised per record, QRS widths are in ms. It explains the model, not the heart.")
+               "morphology is normalised per record, QRS widths are in ms. It explains the model, not the heart."
+               + (" This run is an ensemble: the bars explain its first booster (beat_model.txt); the probabilities "
+                  "above are the mean of all its members (see About this model)."
+                  if getattr(bundle.model, "cnn", None) is not None or getattr(bundle.model, "beat2", None) is not None
+                  else ""))
 if mapping is not None:
     st.markdown(f"**Grad-CAM for {target} · {arr.class_info(target).name}.** {mapping.summary()}")
     st.plotly_chart(viz_signals.cam_profiles(mapping, segment=seg.x, fs=seg.fs, pre_s=seg_cfg.pre_s),
@@ -219,8 +223,8 @@ if bundle is not None:
         st.table({k: [v] for k, v in arr.run_facts(bundle.meta).items()})
         conf = arr.record_confusion(run.path)
         if not conf.empty:
-            st.markdown("**Held-out confusion per record** (leave-one-record-out CV; rows: annotated class, "
-                        "columns: predicted counts)")
+            st.markdown(f"**Held-out confusion per record** ({conf.attrs.get('protocol', 'cross-validation')}; "
+                        "rows: annotated class, columns: predicted counts)")
             st.dataframe(conf, hide_index=True, width="stretch")
         card = arr.read_model_card(run.path)
         if card:

@@ -28,13 +28,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ecg_core.signals import arrhythmia_gbm as ag
-from ecg_core.signals.beat_features import BEAT_FEATURES, RR_FEATURES, WINDOW_FEATURES
+from ecg_core.signals.beat_features import BEAT_FEATURES, P_FEATURES, RR_FEATURES, WINDOW_FEATURES
 from ecg_core.signals.vf_segments import VF_FEATURES
 
 DATA = ROOT.parent / "shared" / "data" / "signals"
 SOURCES = ("mitdb-ds1", "vfdb-dev")
 CACHE = Path("/work/cache/arrhythmia")
-VERSION = "v2"  # v2: + pre_local_med, local_cv (v1 tables gave the candidates without them)
+VERSION = "v3"  # v2: + pre_local_med, local_cv (v1 tables gave the candidates without them); v3: + P_FEATURES
 
 
 def record_paths() -> dict[str, Path]:
@@ -137,7 +137,7 @@ _ABS_RR = ("pre_rr", "post_rr", "local_rr", "rec_rr")  # absolute intervals: a r
 _BLOCK = ("qrs_ms", "qrs_core_ms", "qrs_v1_ms", "qrs_max_ms", "qrs_rec", "amp_rec", "ml_pos_frac", "ml_term",
           "v1_pos_frac", "v1_init", "v1_term", "v1_npk", "v1_rprime", "v1_s_ms")
 _NEW_V2 = ("pre_local_med", "local_cv")
-_V1_BEAT = tuple(f for f in BEAT_FEATURES if f not in _NEW_V2)  # the features of the first round of candidates
+_V1_BEAT = tuple(f for f in BEAT_FEATURES if f not in _NEW_V2 + P_FEATURES)  # the first round of candidates
 _V1_RR = tuple(f for f in RR_FEATURES if f not in _NEW_V2)
 #: candidate -> (beat features, GbmParams overrides)
 CANDIDATES: dict[str, tuple[tuple[str, ...], dict]] = {
@@ -152,7 +152,13 @@ CANDIDATES: dict[str, tuple[tuple[str, ...], dict]] = {
                         {"num_leaves": 7, "min_child_samples": 300, "colsample": 0.5,
                          "extra": {"extra_trees": True}}),
     # v2 tables: the same as gbm_all_bbb120 with the local RR irregularity features
-    "gbm_all_irr_bbb120": (BEAT_FEATURES + VF_FEATURES, {"bbb_qrs_ms": 120.0}),
+    "gbm_all_irr_bbb120": (_V1_BEAT + _NEW_V2 + VF_FEATURES, {"bbb_qrs_ms": 120.0}),
+    # v3 tables: gbm_all_bbb120 + the SVEB features (P wave against the record template, prematurity of a normal
+    # QRS, post-beat pause); with the RR irregularity too; without the 15 window means (memorised shapes)
+    "gbm_p_bbb120": (_V1_BEAT + P_FEATURES + VF_FEATURES, {"bbb_qrs_ms": 120.0}),
+    "gbm_p_irr_bbb120": (_V1_BEAT + _NEW_V2 + P_FEATURES + VF_FEATURES, {"bbb_qrs_ms": 120.0}),
+    "gbm_p_nowin_bbb120": (tuple(f for f in _V1_BEAT if f not in WINDOW_FEATURES) + P_FEATURES + VF_FEATURES,
+                           {"bbb_qrs_ms": 120.0}),
     # the booster plus the fixed clinical block criterion (QRS >= 120 ms; V1 R' -> R, else L): no parameter learned
     "gbm_all_bbb120": (_V1_BEAT + VF_FEATURES, {"bbb_qrs_ms": 120.0}),
     # gbm_all_bbb120 with the features of annotated beats taken at the nearest neurokit2 R peak (within 75 ms)
@@ -167,7 +173,7 @@ def params_of(name: str, trees: int) -> ag.GbmParams:
 
 
 def cmd_features(args: argparse.Namespace) -> None:
-    for peaks in ("annotations", "detect", "snapped"):
+    for peaks in args.peaks.split(","):
         b, w = tables(peaks)
         print(f"{peaks}: {len(b)} beats ({b['label'].value_counts().to_dict()}), {len(w)} windows "
               f"({int((w['vf_frac'] >= 0.999).sum())} VF)")
@@ -175,7 +181,7 @@ def cmd_features(args: argparse.Namespace) -> None:
 
 def cmd_cv(args: argparse.Namespace) -> None:
     b_ann, wins = tables("annotations")
-    b_det, _ = tables("detect")
+    b_det = tables("detect")[0] if args.detect else None
     out: dict = {"protocol": "leave-one-record-out on mitdb-ds1 (22) + vfdb-dev (4); record bootstrap 95% CI",
                  "params": {}, "candidates": {}}
     names = args.candidates.split(",")
@@ -320,7 +326,9 @@ def cmd_ship(args: argparse.Namespace) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = ap.add_subparsers(dest="cmd", required=True)
-    sub.add_parser("features").set_defaults(func=cmd_features)
+    fe = sub.add_parser("features")
+    fe.add_argument("--peaks", default="annotations,detect,snapped")
+    fe.set_defaults(func=cmd_features)
     cv = sub.add_parser("cv")
     cv.add_argument("--out", default=str(CACHE / "cv.json"))
     cv.add_argument("--candidates", default="gbm_all,gbm_no_window,gbm_rr_only")

@@ -504,8 +504,8 @@ def record_splits(run_path: str | Path) -> dict[str, str]:
 
 def record_confusion(run_path: str | Path) -> pd.DataFrame:
     """Held-out per-record confusion of a run that stores its cross-validation (``run.json`` ``cv_file``, written
-    by ``scripts/arrhythmia_cv.py``): one row per (record, annotated class) with the predicted counts per class;
-    empty when the run has none."""
+    by ``scripts/arrhythmia_cv.py`` / ``arrhythmia_cnn.py``): one row per (record, annotated class) with the
+    predicted counts per class; empty when the run has none. ``attrs['protocol']``: the CV file's protocol."""
     import json
 
     path = Path(run_path)
@@ -525,7 +525,9 @@ def record_confusion(run_path: str | Path) -> pd.DataFrame:
         trues = sorted({t for col in conf.values() for t in col}, key=lambda k: keys.index(k) if k in keys else 99)
         for t in trues:
             rows.append({"record": rid, "annotated": t, **{k: int(conf.get(k, {}).get(t, 0)) for k in keys}})
-    return pd.DataFrame(rows)
+    out = pd.DataFrame(rows)
+    out.attrs["protocol"] = str(cv.get("protocol") or "cross-validation")
+    return out
 
 
 def read_model_card(path: str | Path) -> str:

@@ -7,6 +7,10 @@ N / L / R / A / V and a rhythm detector of 4 s windows for VF.
 * :class:`GbmArrhythmiaModel` holds two LightGBM boosters saved as **text** (no pickle): ``beat_model.txt``
   (5 classes) and ``vf_model.txt`` (VF vs not); ``predict_proba`` combines them: P(VF) from the window, the beat
   classes times 1 - P(VF);
+* an ensemble run adds members to the beat booster: a second beat booster on other features (``beat_model_2.txt``,
+  ``run.json`` ``gbm.beat2_features``) and / or the 1-D beat CNN (:mod:`ecg_core.signals.beat_cnn`, ``.keras``
+  loaded in safe mode, ``gbm.cnn_file``); the beat probabilities are the plain mean of the members, then the
+  block rule and the VF detector;
 * :func:`dataset_predictions` predicts the rows of a spectral dataset folder (``index.csv`` of
   ``spectral-build``) from the records it was built from — what ``evaluate RUN --data DIR`` uses for this kind.
 """
@@ -34,6 +38,8 @@ CLASS_KEYS: tuple[str, ...] = BEAT_CLASSES + ("VF",)
 SYMBOL_TO_CLASS: dict[str, str] = {s: k for k, syms in DEFAULT_BEAT_SYMBOLS for s in syms}
 BEAT_MODEL_FILE = "beat_model.txt"
 VF_MODEL_FILE = "vf_model.txt"
+CNN_MODEL_FILE = "beat_cnn.keras"
+BEAT2_MODEL_FILE = "beat_model_2.txt"
 WINDOW_STRIDE_S = 1.0
 
 
@@ -141,6 +147,9 @@ class GbmArrhythmiaModel:
     vf_threshold: float = 0.5
     bbb_qrs_ms: float | None = None
     snap_peaks: bool = False
+    cnn: Any = None
+    beat2: Any = None
+    beat2_features: tuple[str, ...] = ()
 
     @classmethod
     def fit(cls, beats: pd.DataFrame, windows: pd.DataFrame, *, params: GbmParams | None = None,
@@ -168,11 +177,29 @@ class GbmArrhythmiaModel:
     def vf_proba(self, rows: pd.DataFrame) -> np.ndarray:
         return np.asarray(self.vf.predict(rows[list(self.vf_features)].to_numpy(dtype=np.float64))).reshape(-1)
 
-    def predict_proba(self, rows: pd.DataFrame) -> np.ndarray:
+    def cnn_proba(self, rows: pd.DataFrame, windows: np.ndarray | None) -> np.ndarray:
+        """Beat probabilities of the CNN member from the beat ``windows`` (:func:`~ecg_core.signals.beat_cnn.beat_windows`
+        of the rows' beats) and the rows' RR context."""
+        from ecg_core.signals.beat_cnn import rr_matrix
+
+        if windows is None or len(windows) != len(rows):
+            raise ConfigError("this arrhythmia model has a beat CNN: it needs the beat windows of every row.")
+        return np.asarray(self.cnn.predict({"beat": np.asarray(windows, dtype=np.float32), "rr": rr_matrix(rows)},
+                                           batch_size=1024, verbose=0), dtype=np.float64)
+
+    def predict_proba(self, rows: pd.DataFrame, windows: np.ndarray | None = None) -> np.ndarray:
         """(n, 6) probabilities in :data:`CLASS_KEYS` order for rows holding both feature sets (and the QRS / V1
-        features of the bundle-branch-block rule, see :func:`bbb_rule`)."""
+        features of the bundle-branch-block rule, see :func:`bbb_rule`); ``windows``: the beat windows, needed
+        when the model has a CNN member."""
         pv = self.vf_proba(rows)
         pb = self.beat_proba(rows)
+        members = [pb]
+        if self.beat2 is not None:
+            x2 = rows[list(self.beat2_features)].to_numpy(dtype=np.float64)
+            members.append(np.asarray(self.beat2.predict(x2)).reshape(len(rows), len(BEAT_CLASSES)))
+        if self.cnn is not None:
+            members.append(self.cnn_proba(rows, windows))
+        pb = np.mean(members, axis=0)
         if self.bbb_qrs_ms:
             pb = bbb_rule(pb, rows, self.bbb_qrs_ms)
         return np.column_stack([pb * (1.0 - pv)[:, None], pv])
@@ -190,13 +217,25 @@ class GbmArrhythmiaModel:
         """Write both boosters as LightGBM text; returns the ``run.json`` entries of the model (``model_kind``,
         ``model_files``, ``gbm``)."""
         folder = Path(folder)
-        for name, booster in ((BEAT_MODEL_FILE, self.beat), (VF_MODEL_FILE, self.vf)):
+        from ecg_core.core.atomic import atomic_write_to_path
+
+        files = [(BEAT_MODEL_FILE, self.beat), (VF_MODEL_FILE, self.vf)]
+        if self.beat2 is not None:
+            files.append((BEAT2_MODEL_FILE, self.beat2))
+        for name, booster in files:
             atomic_write_text(folder / name, booster.model_to_string())
-        return {"model_kind": MODEL_KIND, "model_files": [BEAT_MODEL_FILE, VF_MODEL_FILE],
-                "gbm": {"beat_features": list(self.beat_features), "vf_features": list(self.vf_features),
-                        "vf_threshold": self.vf_threshold, "beat_classes": list(BEAT_CLASSES),
-                        "bbb_qrs_ms": self.bbb_qrs_ms, "snap_peaks": self.snap_peaks,
-                        "feature_fs": FEATURE_FS}}
+        gbm: dict[str, Any] = {"beat_features": list(self.beat_features), "vf_features": list(self.vf_features),
+                               "vf_threshold": self.vf_threshold, "beat_classes": list(BEAT_CLASSES),
+                               "bbb_qrs_ms": self.bbb_qrs_ms, "snap_peaks": self.snap_peaks,
+                               "feature_fs": FEATURE_FS}
+        if self.cnn is not None:
+            atomic_write_to_path(folder / CNN_MODEL_FILE, lambda tmp: self.cnn.save(str(tmp)), suffix=".keras")
+            gbm["cnn_file"] = CNN_MODEL_FILE
+        if self.beat2 is not None:
+            gbm["beat2_features"] = list(self.beat2_features)
+        if len(files) > 2 or self.cnn is not None:
+            gbm["ensemble"] = "mean of the beat members' probabilities, then the block rule and the VF detector"
+        return {"model_kind": MODEL_KIND, "model_files": [f for f, _ in files], "gbm": gbm}
 
     @classmethod
     def load(cls, run: Any) -> GbmArrhythmiaModel:
@@ -210,8 +249,9 @@ class GbmArrhythmiaModel:
                                  f"{info.meta.get('model_kind')!r}).")
         boosters = registry.load_model(info)
         gbm = info.meta.get("gbm", {})
-        if set(boosters) != {BEAT_MODEL_FILE, VF_MODEL_FILE}:
-            raise ModelLoadError(f"run {info.run_id!r}: model_files must be {BEAT_MODEL_FILE} and {VF_MODEL_FILE}.")
+        if set(boosters) - {BEAT2_MODEL_FILE} != {BEAT_MODEL_FILE, VF_MODEL_FILE}:
+            raise ModelLoadError(f"run {info.run_id!r}: model_files must be {BEAT_MODEL_FILE} and {VF_MODEL_FILE} "
+                                 f"(and optionally {BEAT2_MODEL_FILE}).")
         feats = tuple(gbm.get("beat_features", BEAT_FEATURES + VF_FEATURES))
         vfeats = tuple(gbm.get("vf_features", VF_FEATURES))
         beat, vf = boosters[BEAT_MODEL_FILE], boosters[VF_MODEL_FILE]
@@ -219,13 +259,40 @@ class GbmArrhythmiaModel:
             raise ModelLoadError(f"run {info.run_id!r}: the boosters' features differ from run.json gbm; refused.")
         if beat.num_model_per_iteration() != len(BEAT_CLASSES):
             raise ModelLoadError(f"run {info.run_id!r}: {BEAT_MODEL_FILE} does not have {len(BEAT_CLASSES)} classes.")
-        unknown = set(feats) - set(BEAT_FEATURES + VF_FEATURES)
+        beat2 = boosters.get(BEAT2_MODEL_FILE)
+        feats2 = tuple(gbm.get("beat2_features") or ())
+        if beat2 is not None and (list(beat2.feature_name()) != list(feats2)
+                                  or beat2.num_model_per_iteration() != len(BEAT_CLASSES)):
+            raise ModelLoadError(f"run {info.run_id!r}: {BEAT2_MODEL_FILE} disagrees with run.json gbm.beat2_features "
+                                 f"or does not have {len(BEAT_CLASSES)} classes; refused.")
+        unknown = (set(feats) | set(feats2)) - set(BEAT_FEATURES + VF_FEATURES)
         if unknown:
             raise ModelLoadError(f"run {info.run_id!r}: unknown features {sorted(unknown)}; refused.")
         bbb = gbm.get("bbb_qrs_ms")
+        cnn = _load_cnn(info, gbm) if gbm.get("cnn_file") else None
         return cls(beat, vf, feats, vfeats, float(gbm.get("vf_threshold", 0.5)),
                    float(bbb) if isinstance(bbb, (int, float)) and bbb > 0 else None,
-                   bool(gbm.get("snap_peaks", False)))
+                   bool(gbm.get("snap_peaks", False)), cnn, beat2, feats2 if beat2 is not None else ())
+
+
+def _load_cnn(info: Any, gbm: dict[str, Any]) -> Any:
+    """The beat CNN member of a run (``gbm.cnn_file``): Keras in safe mode, two inputs ``beat`` / ``rr``, one
+    softmax over :data:`BEAT_CLASSES`; :class:`ModelLoadError` otherwise."""
+    name = str(gbm["cnn_file"])
+    path = Path(info.path) / name
+    if "/" in name or path.suffix != ".keras" or not path.is_file():
+        raise ModelLoadError(f"run {info.run_id!r}: the beat CNN {name!r} is missing or not a .keras file.")
+    import keras
+
+    try:
+        cnn = keras.models.load_model(str(path), compile=False, safe_mode=True)
+    except Exception as e:  # ValueError / TypeError / OSError / zipfile errors of a damaged or unsafe file
+        raise ModelLoadError(f"run {info.run_id!r}: {name} cannot be loaded in safe mode ({e}).") from e
+    names = [i.name for i in cnn.inputs]
+    if names != ["beat", "rr"] or cnn.output_shape[-1] != len(BEAT_CLASSES):
+        raise ModelLoadError(f"run {info.run_id!r}: {name} has inputs {names} and {cnn.output_shape[-1]} outputs; "
+                             f"a beat CNN (beat, rr) -> {len(BEAT_CLASSES)} classes is expected; refused.")
+    return cnn
 
 
 def bbb_rule(pb: np.ndarray, rows: pd.DataFrame, qrs_ms: float) -> np.ndarray:
@@ -273,15 +340,16 @@ def nearest_rows(beats: pd.DataFrame, times_s: np.ndarray) -> np.ndarray:
 
 
 def segment_feature_rows(record: Record, times_s: np.ndarray, kinds: Sequence[str], *, peaks: str = "auto",
-                         snap: bool = False) -> pd.DataFrame:
+                         snap: bool = False, prep: Any = None) -> pd.DataFrame:
     """The model's input rows for segments of ``record`` at ``times_s`` (a beat's R peak, or a window's anchor):
     :data:`BEAT_FEATURES` of the nearest beat (annotated beats when the record has any, else neurokit2
-    detections) and :data:`VF_FEATURES` of the 4 s window centred on the segment; ``beat_time_s`` says which
-    beat gave the beat features."""
+    detections) and :data:`VF_FEATURES` of the 4 s window centred on the segment; ``beat_time_s`` and
+    ``beat_sample_f`` (at :data:`FEATURE_FS`) say which beat gave the beat features. ``prep``: the record already
+    prepared (:func:`~ecg_core.signals.beat_features.prepare_record`)."""
     use = peaks
     if peaks == "auto":
         use = "annotations" if record.annotations.has_beats else "detect"
-    prep = prepare_record(record)
+    prep = prep if prep is not None else prepare_record(record)
     beats = record_beat_table(record, peaks=use, prep=prep, snap=snap)
     beats["time_s"] = beats["sample"] / record.fs
     times = np.asarray(times_s, dtype=np.float64)
@@ -292,17 +360,26 @@ def segment_feature_rows(record: Record, times_s: np.ndarray, kinds: Sequence[st
     if len(beats):
         rows = beats.iloc[np.clip(near, 0, None)][list(BEAT_FEATURES)].reset_index(drop=True)
         bt = beats["time_s"].to_numpy()[np.clip(near, 0, None)]
+        bs = beats["sample_f"].to_numpy(dtype=np.int64)[np.clip(near, 0, None)]
     else:
         rows = pd.DataFrame(np.nan, index=range(len(times)), columns=list(BEAT_FEATURES))
         bt = np.full(len(times), np.nan)
-    return pd.concat([rows, vf, pd.DataFrame({"beat_time_s": bt})], axis=1)
+        bs = np.rint(times * FEATURE_FS).astype(np.int64)
+    return pd.concat([rows, vf, pd.DataFrame({"beat_time_s": bt, "beat_sample_f": bs})], axis=1)
 
 
 def predict_record_rows(model: GbmArrhythmiaModel, record: Record, times_s: np.ndarray, kinds: Sequence[str],
                         *, peaks: str = "auto") -> np.ndarray:
     """(n, 6) probabilities (:data:`CLASS_KEYS` order) for segments of ``record``, see
-    :func:`segment_feature_rows`."""
-    return model.predict_proba(segment_feature_rows(record, times_s, kinds, peaks=peaks, snap=model.snap_peaks))
+    :func:`segment_feature_rows`; a model with a beat CNN also reads the beat windows of those beats."""
+    prep = prepare_record(record)
+    rows = segment_feature_rows(record, times_s, kinds, peaks=peaks, snap=model.snap_peaks, prep=prep)
+    windows = None
+    if model.cnn is not None:
+        from ecg_core.signals.beat_cnn import beat_windows
+
+        windows = beat_windows(prep, rows["beat_sample_f"].to_numpy(dtype=np.int64))
+    return model.predict_proba(rows, windows)
 
 
 def explain_row(model: GbmArrhythmiaModel, row: pd.Series | pd.DataFrame, class_key: str, *, top: int = 12,
@@ -400,6 +477,8 @@ def evaluate_spectral_folder(run: Any, data_dir: str | Path, *, n_boot: int = 10
 __all__ = [
     "BEAT_CLASSES",
     "CLASS_KEYS",
+    "BEAT2_MODEL_FILE",
+    "CNN_MODEL_FILE",
     "MODEL_KIND",
     "SOURCE_RECORDS_FILE",
     "GbmArrhythmiaModel",

@@ -24,6 +24,10 @@ Features of beat ``i`` (R peak ``r_i``), all pure functions of the record (no la
   after the deepest point ``v1_rprime``, S width ``v1_s_ms``.
 * ``w00``..``w14``: the beat window -0.2..+0.4 s divided by the record's median QRS amplitude, averaged over 40 ms
   bins.
+* SVEB (:data:`P_FEATURES`, :func:`p_wave_features`): the 200 ms before the QRS onset against the record's median
+  of that window (``p_corr``, ``p_corr_v1``), its amplitude per record / per beat / of the template (``p_amp_rec``,
+  ``p_qrs_amp``, ``tpl_p_amp``), the pause after the beat (``post_local``) and prematurity x QRS-template
+  correlation (``prem_normal``).
 """
 
 from __future__ import annotations
@@ -47,7 +51,10 @@ MORPH_FEATURES = ("qrs_ms", "qrs_core_ms", "qrs_v1_ms", "qrs_max_ms", "qrs_rec",
                   "amp_rec", "ml_pos_frac", "ml_term", "ml_npk", "v1_pos_frac", "v1_init", "v1_term", "v1_npk",
                   "v1_rprime", "v1_s_ms")
 WINDOW_FEATURES = tuple(f"w{i:02d}" for i in range(_N_WIN))
-BEAT_FEATURES: tuple[str, ...] = RR_FEATURES + MORPH_FEATURES + WINDOW_FEATURES
+#: SVEB features (issue 17): the atrial activity before the QRS against the record's template, prematurity of a
+#: normal-looking QRS, the pause after the beat (see :func:`p_wave_features`)
+P_FEATURES = ("p_corr", "p_corr_v1", "p_amp_rec", "p_qrs_amp", "tpl_p_amp", "post_local", "prem_normal")
+BEAT_FEATURES: tuple[str, ...] = RR_FEATURES + MORPH_FEATURES + WINDOW_FEATURES + P_FEATURES
 
 
 @dataclass(frozen=True, eq=False)
@@ -282,12 +289,62 @@ def morphology_features(prep: PreparedRecord, peaks: np.ndarray) -> pd.DataFrame
     return pd.DataFrame(cols)
 
 
+#: the atrial window: the 200 ms before the QRS onset (the P wave of a beat with a normal PR interval)
+P_WINDOW_S = 0.2
+
+
+def _pre_qrs(x: np.ndarray, onsets: np.ndarray, fs: float) -> np.ndarray:
+    """The :data:`P_WINDOW_S` before each QRS onset, linear trend (baseline, T-wave slope) removed: (n, k)."""
+    k = round(P_WINDOW_S * fs)
+    xp = np.pad(x, (k, 0), mode="edge")
+    w = xp[np.asarray(onsets, dtype=np.int64)[:, None] + np.arange(k)[None, :]]
+    t = np.linspace(-1.0, 1.0, k)
+    slope = (w * t).sum(axis=1, keepdims=True) / (t * t).sum()
+    return w - w.mean(axis=1, keepdims=True) - slope * t
+
+
+def p_wave_features(prep: PreparedRecord, peaks: np.ndarray, rr: pd.DataFrame, mo: pd.DataFrame) -> pd.DataFrame:
+    """SVEB features (columns :data:`P_FEATURES`) used inter-patient (de Chazal 2004, Mar 2011): the 200 ms before
+    the QRS onset compared with the record's median of that window (``p_corr``, ``p_corr_v1``: an ectopic or
+    absent P wave correlates poorly), its peak-to-peak against the record median (``p_amp_rec``) and against the
+    beat's QRS (``p_qrs_amp``), the template's own P / QRS ratio (``tpl_p_amp``: about 0 in atrial fibrillation,
+    where a short RR tells little), the pause after the beat (``post_local`` = post-RR / local RR) and
+    ``prem_normal`` = max(0, 1 - pre-RR / local median pre-RR) x QRS-template correlation (premature but normal
+    QRS: the SVEB pattern)."""
+    fs = FEATURE_FS
+    peaks = np.clip(np.asarray(peaks, dtype=np.int64), 0, prep.n - 1)
+    n = len(peaks)
+    cols = {c: np.full(n, np.nan) for c in P_FEATURES}
+    if n == 0:
+        return pd.DataFrame(cols)
+    on, _ = qrs_bounds(prep.ml, peaks, fs, frac=0.07)
+    on = np.minimum(on, peaks)
+    pw = _pre_qrs(prep.ml, on, fs)
+    tpl = np.median(pw, axis=0)
+    cols["p_corr"] = _corr_rows(pw, tpl)
+    ptp = pw.max(axis=1) - pw.min(axis=1)
+    cols["p_amp_rec"] = ptp / (float(np.median(ptp)) or 1.0)
+    w = _windows(prep.ml, peaks, int(0.06 * fs), int(0.06 * fs))
+    q_ptp = w.max(axis=1) - w.min(axis=1)
+    cols["p_qrs_amp"] = ptp / np.maximum(q_ptp, 1e-9)
+    q_med = float(np.median(q_ptp)) or 1.0
+    cols["tpl_p_amp"] = np.full(n, float(tpl.max() - tpl.min()) / q_med)
+    if prep.v1 is not None:
+        pw1 = _pre_qrs(prep.v1, on, fs)
+        cols["p_corr_v1"] = _corr_rows(pw1, np.median(pw1, axis=0))
+    cols["post_local"] = (rr["post_rr"] / rr["local_rr"]).to_numpy()
+    prem = np.clip(1.0 - rr["pre_local_med"].to_numpy(dtype=np.float64), 0.0, None)
+    cols["prem_normal"] = prem * mo["corr_tpl_qrs"].to_numpy(dtype=np.float64)
+    return pd.DataFrame(cols)
+
+
 def beat_features(prep: PreparedRecord, peaks: np.ndarray) -> pd.DataFrame:
-    """RR and morphology features (columns :data:`BEAT_FEATURES`) of sorted R peaks at :data:`FEATURE_FS`."""
+    """RR, morphology and SVEB features (columns :data:`BEAT_FEATURES`) of sorted R peaks at :data:`FEATURE_FS`."""
     peaks = np.asarray(peaks, dtype=np.int64)
     rr = rr_features(peaks, FEATURE_FS)
     mo = morphology_features(prep, peaks)
-    return pd.concat([rr, mo], axis=1)[list(BEAT_FEATURES)]
+    pw = p_wave_features(prep, peaks, rr, mo)
+    return pd.concat([rr, mo, pw], axis=1)[list(BEAT_FEATURES)]
 
 
 def snap_to_detected(s_f: np.ndarray, detected: np.ndarray, *, tolerance_s: float = 0.075,
@@ -336,6 +393,7 @@ __all__ = [
     "BEAT_FEATURES",
     "FEATURE_FS",
     "MORPH_FEATURES",
+    "P_FEATURES",
     "RR_FEATURES",
     "WINDOW_FEATURES",
     "PreparedRecord",
@@ -343,6 +401,7 @@ __all__ = [
     "beat_features",
     "detected_beats",
     "morphology_features",
+    "p_wave_features",
     "prepare_record",
     "qrs_bounds",
     "record_beat_table",
