@@ -34,6 +34,9 @@ BENCHES = {
                  "ratio <= 3"),
     "ood_rates": ("ood_rates.py", ("default model: mendeley-dev in distribution (target 98 %), rendered 6x2 / 12x1 "
                                    "out of distribution (90 %); the weakest as a share of its target"), "ratio >= 1"),
+    "layout_detect": ("layout_detect.py", ("layout found on rendered scans and phone photos of 3x4+1 / 3x4+3 / 6x2 / "
+                                           "12x1 / 2x6 reports; the weakest as a share of its target"),
+                      "scans >= 0.8 per layout, photos >= 0.6"),
 }
 
 

@@ -45,8 +45,8 @@ BoxF = tuple[float, float, float, float]
 
 def lead_territory(lead: str) -> str:
     """Territory of a lead key: 'inferior', 'lateral', 'septal', 'anterior', 'aVR' or 'rhythm strip'."""
-    if lead == RHYTHM_KEY:
-        return RHYTHM_TERRITORY
+    if lead == RHYTHM_KEY or (lead.endswith("_rhythm") and lead[: -len("_rhythm")] in LEADS):
+        return RHYTHM_TERRITORY  # also the other rhythm strips of a 3x4 + 3 page ('V1_rhythm', 'V5_rhythm')
     for name, leads in TERRITORIES.items():
         if lead in leads:
             return name

@@ -21,6 +21,9 @@ where the boxes came from:
 * ``'template'`` — fixed fractions of the image measured on the Mendeley layout, used when detection fails; the
   layout's ``message`` says why, and the page shows it.
 
+Other layouts (3x4 + 3 strips, 6x2, 12x1, 2x6: :mod:`ecg_core.reports.layout_detect`) and photographed pages
+(:mod:`ecg_core.reports.page_geometry`) set ``LeadLayout.layout`` and ``.windows``; a 4-row scan is read as before.
+
 :func:`lead_attention` turns a heatmap in original coordinates into the share of attention per lead and per
 territory (:data:`ecg_core.core.labels.TERRITORIES`, plus aVR and the rhythm strip:
 :func:`ecg_core.reports.layout.lead_territory`).
@@ -39,6 +42,7 @@ import numpy as np
 import pandas as pd
 
 from ecg_core.core.errors import ConfigError
+from ecg_core.core.labels import LEADS
 from ecg_core.reports.layout import (
     LEAD_KEYS,
     OTHER_TERRITORY,
@@ -50,6 +54,7 @@ from ecg_core.reports.layout import (
     TERRITORY_ORDER,
     cell_boxes,
     lead_territory,
+    lead_windows,
 )
 
 SOURCES: tuple[str, ...] = ("sidecar", "detected", "template")
@@ -67,13 +72,16 @@ class LeadLayout:
     source: str
     message: str
     image_shape: tuple[int, int]
+    layout: str = "3x4+1"
+    windows: Mapping[str, tuple[float, float]] | None = None
 
     def __post_init__(self) -> None:
         if self.source not in SOURCES:
             raise ConfigError(f"LeadLayout.source must be one of {', '.join(SOURCES)}; received {self.source!r}")
-        unknown = sorted(set(self.boxes) - set(LEAD_KEYS))
+        unknown = sorted(k for k in self.boxes if not is_lead_key(k))
         if unknown:
-            raise ConfigError(f"LeadLayout boxes must be keyed by {', '.join(LEAD_KEYS)}; received unknown {unknown}")
+            raise ConfigError(f"LeadLayout boxes must be keyed by {', '.join(LEAD_KEYS)} (or '<lead>_rhythm'); "
+                              f"received unknown {unknown}")
         h, w = self.image_shape
         for k, b in self.boxes.items():
             if len(b) != 4 or not (0 <= b[0] < b[2] <= w and 0 <= b[1] < b[3] <= h):
@@ -84,6 +92,36 @@ class LeadLayout:
     @property
     def is_fallback(self) -> bool:
         return self.source == "template"
+
+    @property
+    def lead_windows(self) -> dict[str, tuple[float, float]]:
+        """Key -> time window [t0, t1) in seconds of every box (the layout's; the 3x4 + rhythm table when the
+        layout gave none)."""
+        win = dict(self.windows) if self.windows else lead_windows()
+        return {k: (float(win[k][0]), float(win[k][1])) for k in self.boxes if k in win}
+
+    @property
+    def keys(self) -> list[str]:
+        """The box keys in layout order: the 12 leads, then the rhythm strips."""
+        return sorted(self.boxes, key=key_order)
+
+
+def _label(key: str) -> str:
+    """Display name of a box key: 'rhythm' for the II strip, 'V1 rhythm' for another strip."""
+    return "rhythm" if key == RHYTHM_KEY else key.replace("_rhythm", " rhythm")
+
+
+def is_lead_key(key: str) -> bool:
+    """A box key: one of the 12 leads, ``'II_rhythm'`` or ``'<lead>_rhythm'`` (a layout's other rhythm strips)."""
+    return key in LEAD_KEYS or (key.endswith("_rhythm") and key[: -len("_rhythm")] in LEADS)
+
+
+def key_order(key: str) -> tuple[int, int]:
+    """Sort key of box keys: the 12 leads in order, then the rhythm strips in lead order."""
+    if key in LEADS:
+        return (0, LEADS.index(key))
+    lead = key[: -len("_rhythm")] if key.endswith("_rhythm") else key
+    return (1, LEADS.index(lead) if lead in LEADS else len(LEADS))
 
 
 # ------------------------------------------------------------------------------------------------- helpers
@@ -121,8 +159,12 @@ def layout_from_sidecar(sidecar: Mapping[str, Any], image_shape: tuple[int, int]
             raise ConfigError("the sidecar has no 'image_size' [width, height]; pass image_shape=(height, width)")
         image_shape = (int(size[1]), int(size[0]))
     shape = (int(image_shape[0]), int(image_shape[1]))
-    out = {k: _clip_box(v, shape) for k, v in boxes.items() if k in LEAD_KEYS}
-    return LeadLayout(out, "sidecar", "lead boxes from the synthetic report's ground truth (sidecar JSON)", shape)
+    out = {k: _clip_box(v, shape) for k, v in boxes.items() if is_lead_key(k)}
+    win = sidecar.get("lead_windows_s")
+    windows = ({k: (float(v[0]), float(v[1])) for k, v in win.items() if k in out}
+               if isinstance(win, Mapping) else None)
+    return LeadLayout(out, "sidecar", "lead boxes from the synthetic report's ground truth (sidecar JSON)", shape,
+                      str(sidecar.get("layout_name", "3x4+1")), windows)
 
 
 def load_sidecar(image_path: str | Path) -> dict[str, Any] | None:
@@ -195,22 +237,125 @@ def _equal_triplet(xs: Sequence[float], tol: float = 0.08) -> tuple[float, float
     return best
 
 
-def detect_layout(rgb: np.ndarray, *, analysis: Any = None) -> LeadLayout:
-    """Detect the 3x4 + rhythm lead boxes on a report image (uint8 RGB (H, W, 3) or grey (H, W)).
+def detect_layout(rgb: np.ndarray, *, analysis: Any = None, warp: bool = True) -> LeadLayout:
+    """Detect the layout and its lead boxes on a report image (uint8 RGB (H, W, 3) or grey (H, W)).
+
+    1. a photographed page (:func:`ecg_core.reports.page_geometry.find_page_warp`, only when a tilted or
+       perspective page outline on a background is clearly there; ``warp=False`` skips it) is straightened first
+       and the boxes found on it are mapped back to this image's pixels;
+    2. the standard 3x4 + rhythm layout is looked for as it always was (rows of the 4 strongest baselines,
+       columns from separator lines or the grid); a page where that succeeds gets exactly those boxes;
+    3. otherwise the rows of traces are classified (:func:`ecg_core.reports.layout_detect.classify_rows`, the same
+       classification as the out-of-distribution check) and a 3x4 + 3 rhythm strips, 6x2, 12x1 or 2x6 page gets
+       its panels (:func:`ecg_core.reports.layout_detect.panel_boxes`), with ``layout`` and ``windows`` set.
 
     Returns a ``'detected'`` layout, or the ``'template'`` layout with the reason in its message when the image
-    does not show the standard layout clearly enough. Never raises for an unusual image. ``analysis``:
+    shows no known layout clearly enough. Never raises for an unusual image. ``analysis``:
     :func:`ecg_core.reports.ecg_check.analyse_traces` of ``to_work(rgb)`` when the caller already has it.
     """
-    from ecg_core.reports.ecg_check import analyse_traces, grid_periodicity, to_work
+    from ecg_core.reports.ecg_check import analyse_traces, to_work
 
     if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
         raise ConfigError(f"detect_layout expects a uint8 image (H, W) or (H, W, 3); received {rgb.dtype} "
                           f"{rgb.shape}")
     if rgb.ndim == 2:
         rgb = np.repeat(rgb[:, :, None], 3, axis=2)
-    shape = (int(rgb.shape[0]), int(rgb.shape[1]))
+    pw = None
+    if warp:
+        from ecg_core.reports.page_geometry import find_page_warp
+
+        pw, _ = find_page_warp(rgb)
+    if pw is not None:
+        return _detect_warped(rgb, pw)
     ta = analysis if analysis is not None else analyse_traces(to_work(rgb))
+    return _detect_any(rgb, ta, allow_3x4=False)
+
+
+def photo_layout(rgb: np.ndarray) -> LeadLayout | None:
+    """:func:`detect_layout` of a photographed page (the outline of a tilted page on a background clearly there),
+    else ``None`` (a scan, a screenshot: nothing to straighten)."""
+    from ecg_core.reports.page_geometry import find_page_warp
+
+    if rgb.ndim == 2:
+        rgb = np.repeat(rgb[:, :, None], 3, axis=2)
+    pw, _ = find_page_warp(rgb)
+    return _detect_warped(rgb, pw) if pw is not None else None
+
+
+def detect_on_photo(rgb: np.ndarray, pw: Any) -> tuple[LeadLayout, Any]:
+    """(layout, trace analysis) of the page straightened by the
+    :class:`~ecg_core.reports.page_geometry.PageWarp` ``pw``: the boxes in the pixels of ``pw.rectify(rgb)``. The
+    page is analysed turned by :data:`PHOTO_TRIES` (the boxes found there are turned back), with fainter ink when
+    the usual level finds no layout; the template of the page when none does."""
+    from ecg_core.reports.ecg_check import to_work
+    from ecg_core.reports.layout_detect import analysis_at
+
+    w, h = pw.page_size
+    lay, ta = template_layout((h, w), reason="no known layout on the straightened photo"), None
+    for turn, level in PHOTO_TRIES:  # the straightened page, turned slightly; fainter ink when that fails
+        pw_try = pw.turned(turn)
+        page = pw_try.rectify(rgb)
+        ta = analysis_at(to_work(page), level)
+        on_page = _detect_any(page, ta, allow_3x4=True)
+        if on_page.is_fallback:
+            lay = on_page
+            continue
+        back = pw.homography @ np.linalg.inv(pw_try.homography)  # turned page px -> page px
+        boxes = {}
+        for k, (x0, y0, x1, y1) in on_page.boxes.items():
+            pts = np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], np.float64).reshape(-1, 1, 2)
+            q = cv2.perspectiveTransform(pts, back).reshape(-1, 2)
+            boxes[k] = _clip_box((*q.min(axis=0), *q.max(axis=0)), (h, w))
+        return LeadLayout(boxes, "detected", on_page.message, (h, w), on_page.layout, on_page.windows), ta
+    return lay, ta
+
+
+def _detect_warped(rgb: np.ndarray, pw: Any) -> LeadLayout:
+    """The layout of the page straightened by the :class:`~ecg_core.reports.page_geometry.PageWarp` ``pw``, its
+    boxes mapped back to ``rgb``'s pixels."""
+    shape = (int(rgb.shape[0]), int(rgb.shape[1]))
+    on_page, _ = detect_on_photo(rgb, pw)
+    if on_page.is_fallback:
+        why = on_page.message.partition(" (")[2].partition("); a fixed")[0] or "no known layout"
+        return template_layout(shape, reason=f"{why}, on the straightened photo")
+    boxes = {k: _clip_box(pw.box_to_picture(b), shape) for k, b in on_page.boxes.items()}
+    return LeadLayout(boxes, "detected", f"{pw.message}; {on_page.message}", shape, on_page.layout,
+                      on_page.windows)
+
+
+#: (degrees the straightened photo is turned, ink level of the trace analysis) tried in turn on a photographed page
+PHOTO_TRIES: tuple[tuple[float, float], ...] = ((0.7, 0.68), (0.7, 0.8))
+
+
+def _detect_any(rgb: np.ndarray, ta: Any, *, allow_3x4: bool) -> LeadLayout:
+    """The 3x4 + rhythm detection; when it fails, the other layouts (and, ``allow_3x4``, the 3x4 + rhythm layout
+    by its rows too: a straightened photo)."""
+    from ecg_core.reports.layout_detect import classify_rows, panel_boxes
+    from ecg_core.reports.reading.calibration import grid_px_per_mm
+
+    shape = (int(rgb.shape[0]), int(rgb.shape[1]))
+    rl = classify_rows(ta.trace, ta.curves)
+    # 4 rows (every Mendeley report) or no known layout: the 3x4 detection, exactly as it always was; 6 or 12 rows
+    # first get their own panels (4 evenly spaced rows among them could pass for a 3x4 page)
+    first = _detect_3x4(shape, ta) if rl.name in ("3x4+1", "other") else None
+    if first is not None and not first.is_fallback:
+        return first
+    if rl.name == "3x4+1" and not allow_3x4:
+        return first
+    s = shape[1] / ta.work.shape[1]
+    ppm, _ = grid_px_per_mm(rgb, ta)
+    boxes, windows, how = panel_boxes(rl, ppm / s)
+    if not boxes:
+        return first if first is not None else _detect_3x4(shape, ta)
+    out = {k: _clip_box((b[0] * s, b[1] * s, b[2] * s, b[3] * s), shape) for k, b in boxes.items()}
+    msg = f"lead boxes detected: {rl.name} layout ({len(rl.rows)} trace rows), scale from {how}"
+    return LeadLayout(out, "detected", msg, shape, rl.name, windows)
+
+
+def _detect_3x4(shape: tuple[int, int], ta: Any) -> LeadLayout:
+    """The 3x4 + rhythm detection of the module docstring on the trace analysis ``ta`` of an image of ``shape``."""
+    from ecg_core.reports.ecg_check import grid_periodicity
+
     work = ta.work
     s = shape[1] / work.shape[1]  # original px per work px
     ink, curves = ta.ink, ta.curves
@@ -312,9 +457,7 @@ def lead_attention(heatmap_orig: np.ndarray, layout: LeadLayout) -> pd.DataFrame
     h, w = hm.shape
     union = np.zeros(hm.shape, dtype=bool)
     rows = []
-    for lead in LEAD_KEYS:
-        if lead not in layout.boxes:
-            continue
+    for lead in layout.keys:
         x0, y0, x1, y1 = layout.boxes[lead]
         part = hm[y0:y1, x0:x1]
         union[y0:y1, x0:x1] = True
@@ -339,8 +482,8 @@ def territory_attention(table: pd.DataFrame) -> pd.DataFrame:
         part = table[table["territory"] == terr]
         if part.empty:
             continue
-        order = [lead for lead in LEAD_KEYS if lead in set(part["lead"])]
-        rows.append({"territory": terr, "leads": ", ".join("rhythm" if x == RHYTHM_KEY else x for x in order),
+        order = sorted(set(part["lead"]), key=key_order)
+        rows.append({"territory": terr, "leads": ", ".join(_label(x) for x in order),
                      "mass": float(part["mass"].sum()), "mean_intensity": float(part["mean_intensity"].mean())})
     return pd.DataFrame(rows, columns=["territory", "leads", "mass", "mean_intensity"])
 
@@ -367,7 +510,7 @@ def draw_boxes(rgb: np.ndarray, layout: LeadLayout, *, highlight: Iterable[str] 
         tt = t * 3 if lead in marked else t
         cv2.rectangle(out, (x0, y0), (x1 - 1, y1 - 1), colour, tt)
         if labels:
-            name = "rhythm" if lead == RHYTHM_KEY else lead
+            name = _label(lead)
             scale = max(0.4, w / 2400)
             cv2.putText(out, name, (x0 + 3 * t, y0 + int(22 * scale) + 2 * t), cv2.FONT_HERSHEY_SIMPLEX, scale,
                         colour, max(1, t), cv2.LINE_AA)
@@ -386,10 +529,8 @@ def attention_bar(table: pd.DataFrame, *, title: str = "Attention per lead") -> 
     # plain lists and one constructor call: the same figure as add_trace/update_layout with pandas slices, ~7x
     # faster (plotly validates numpy arrays and every incremental update at length)
     rows = {r.lead: r for r in table.itertuples(index=False)}
-    order = [lead for lead in LEAD_KEYS if lead in rows]
-
-    def label(lead: str) -> str:
-        return "rhythm" if lead == RHYTHM_KEY else lead
+    order = sorted(rows, key=key_order)
+    label = _label
 
     data = []
     for terr in TERRITORY_ORDER:

@@ -36,6 +36,8 @@ import cv2
 import numpy as np
 
 from ecg_core.core.errors import ConfigError
+from ecg_core.reports.layout_detect import classify_rows  # the layout classification of the lead detection
+from ecg_core.reports.layout_detect import trace_rows as _rows_of
 
 PROFILE_FILE = "ood_profile.json"
 REFERENCE_FILE = "ood_reference.npy"  # (n, PCA_DIM) float32: the training reports' projected embeddings
@@ -125,84 +127,6 @@ def colour_name(hue: float, sat: float, value: float) -> str:
     return "purple"
 
 
-def _rows_of(trace: np.ndarray) -> list[tuple[int, int, float]]:
-    """(top, bottom, baseline) in px of each row of traces, from the horizontal projection of the trace mask."""
-    from scipy.signal import find_peaks
-
-    h = trace.shape[0]
-    prof = trace.mean(axis=1).astype(np.float64)
-    if prof.max() <= 0:
-        return []
-    prof = cv2.GaussianBlur(prof.reshape(-1, 1), (1, 0), sigmaX=0, sigmaY=max(1.0, 0.004 * h)).ravel()
-    peaks, _ = find_peaks(prof, distance=max(3, int(0.035 * h)), height=0.2 * prof.max())
-    rows = _bands(sorted(int(p) for p in peaks), h)
-    # a tall QRS complex or a noisy stretch of one row can make a second, short peak: a row of traces spans most
-    # of the width, so peaks whose band holds traces over less than 45 % of the widest row's span are dropped
-    cover = [float(trace[t:b].any(axis=0).mean()) for t, b, _ in rows]
-    if not cover:
-        return []
-    keep = [int(p) for (_, _, p), c in zip(rows, cover) if c >= 0.45 * max(cover)]
-    return _bands(keep, h)
-
-
-def _baseline_rows(curves: np.ndarray) -> list[tuple[int, int, float]]:
-    """Rows whose baseline is a long horizontal run of curve ink: y where at least 40 % of the columns hold ink
-    within +-1 px, and whose band holds ink in at least 60 % of the best row's columns (text lines fail both)."""
-    from scipy.signal import find_peaks
-
-    h = curves.shape[0]
-    cover = cv2.dilate(curves.astype(np.uint8), np.ones((3, 1), np.uint8)).mean(axis=1).astype(np.float64)
-    peaks, _ = find_peaks(cover, distance=max(3, int(0.035 * h)), height=0.4)
-    rows = _bands(sorted(int(p) for p in peaks), h)
-    # a line of text (header, footer) holds ink in only part of its band's columns; a trace row in nearly all
-    band = [float(curves[t:b].any(axis=0).mean()) for t, b, _ in rows]
-    if not band:
-        return []
-    return _bands([int(p) for (_, _, p), c in zip(rows, band) if c >= 0.6 * max(band)], h)
-
-
-def _bands(peaks: Sequence[int], h: int) -> list[tuple[int, int, float]]:
-    """(top, bottom, baseline) of each row: half-way to the neighbouring baselines (half the median spacing at
-    the ends)."""
-    out = []
-    gap = int(np.median(np.diff(peaks)) / 2) if len(peaks) > 1 else int(0.03 * h)
-    for i, p in enumerate(peaks):
-        top = (peaks[i - 1] + p) // 2 if i else max(0, p - gap)
-        bottom = (p + peaks[i + 1]) // 2 if i + 1 < len(peaks) else min(h, p + gap)
-        out.append((top, max(top + 1, bottom), float(p)))
-    return out
-
-
-def _segments(band: np.ndarray, min_gap: int) -> list[tuple[int, int]]:
-    """Horizontal runs (x0, x1) of the columns of ``band`` that hold trace, gaps shorter than ``min_gap`` closed."""
-    cols = np.flatnonzero(band.any(axis=0))
-    if cols.size == 0:
-        return []
-    cuts = np.flatnonzero(np.diff(cols) > min_gap)
-    starts = np.r_[cols[0], cols[cuts + 1]]
-    ends = np.r_[cols[cuts], cols[-1]] + 1
-    return [(int(a), int(b)) for a, b in zip(starts, ends)]
-
-
-def _classify(n_rows: int, breaks: Sequence[Sequence[float]], spans: Sequence[float]) -> str:
-    """Layout name from the number of rows and the relative break positions (0-1) within each row."""
-    def has_break(row: Sequence[float], at: float) -> bool:
-        return any(at - 0.03 < b < at + 0.06 for b in row)  # a label stands just after the cell's start
-
-    if n_rows == 4:
-        return "3x4+1"
-    if n_rows == 6:
-        # lead labels or lead changes at a quarter and three quarters of the width: the 3x4 block on top
-        top = sum(has_break(r, 0.25) or has_break(r, 0.75) for r in breaks[:3])
-        bottom = sum(has_break(r, 0.25) or has_break(r, 0.75) for r in breaks[3:])
-        return "3x4+3" if top >= 2 and top > bottom else "6x2"
-    if 11 <= n_rows <= 13:
-        return "12x1"
-    if n_rows == 2:
-        return "2x6"
-    return "other"
-
-
 def describe_report(rgb: np.ndarray, *, analysis: Any = None, scan: Any = None,
                     original_size: tuple[int, int] | None = None) -> ReportDescriptor:
     """The :class:`ReportDescriptor` of a uint8 RGB (H, W, 3) or grey (H, W) report image.
@@ -241,34 +165,11 @@ def _describe(rgb: np.ndarray, ta: Any, original_size: tuple[int, int] | None, *
     """:func:`describe_report` given the trace analysis ``ta``; ``sampled``: ``ta`` is of the check's copy (the
     paper colour is then sampled from ``rgb`` itself)."""
     work, ink = ta.work, np.asarray(ta.ink, dtype=bool)
-    trace, curves = np.asarray(ta.trace, dtype=bool), np.asarray(ta.curves, dtype=bool)
-    rows = _rows_of(trace)
-    ww = trace.shape[1]
-    # tight rows (12x1): a tall complex touching the next row can make the check's trace filter drop a whole row,
-    # while its baseline is still a long run of ink: rows counted on the ink lines then, when they find more
-    line_rows = _baseline_rows(curves)
-    if len(line_rows) > len(rows):
-        rows, trace = line_rows, curves
-    spans: list[float] = []
-    breaks: list[list[float]] = []
-    n_cols = 0
-    if rows:
-        x_lo = min(int(np.flatnonzero(trace[t:b].any(axis=0))[0]) for t, b, _ in rows if trace[t:b].any())
-        x_hi = max(int(np.flatnonzero(trace[t:b].any(axis=0))[-1]) + 1 for t, b, _ in rows if trace[t:b].any())
-        extent = max(1, x_hi - x_lo)
-        for t, b, _ in rows:
-            segs = _segments(trace[t:b], max(2, int(0.004 * ww)))
-            covered = sum(x1 - x0 for x0, x1 in segs)
-            spans.append(round(covered / extent, 3))
-            breaks.append([(x0 - x_lo) / extent for x0, _ in segs[1:]])
-            n_cols = max(n_cols, len(segs))
-        if len(rows) == 6:  # 6x2 or 3x4 + 3 strips: where do the lead labels / lead-change marks stand?
-            other = curves & ~cv2.dilate(trace.astype(np.uint8), np.ones((5, 5),
-                                                                                                     np.uint8)).astype(bool)
-            for i, (t, b, _) in enumerate(rows):
-                marks = _segments(other[t:b, x_lo:x_hi], max(2, int(0.01 * ww)))
-                breaks[i] += [x0 / extent for x0, _ in marks if x0 > 0.05 * extent]
-    layout = _classify(len(rows), breaks, spans)
+    rl = classify_rows(ta.trace, ta.curves)  # the lead detection's layout classification
+    layout, rows, n_cols, spans = rl.name, rl.rows, rl.n_columns, list(rl.spans)
+    # a photographed page (a desk around it; a cheap border test first): the rows of the straightened page, as the
+    # lead detection sees them
+    layout, rows = _photo_layout(rgb, layout, rows)
     # paper: the light pixels that are not ink, on a grid of ~200 x 140 samples (~1 ms); on the check's copy
     # (half min-pooled: grid lines darker and wider than on the page) sampled from the picture itself
     if sampled and rgb.shape[1] > work.shape[1]:
@@ -294,6 +195,18 @@ def _describe(rgb: np.ndarray, ta: Any, original_size: tuple[int, int] | None, *
     width, height = (int(original_size[0]), int(original_size[1])) if original_size else (w0, h0)
     return ReportDescriptor(layout, len(rows), n_cols, tuple(spans), round(hue_deg, 1), round(sat, 4),
                             round(float(np.median(v[paper])) / 255.0, 4), round(mean_sat, 4), width, height)
+
+
+def _photo_layout(rgb: np.ndarray, layout: str, rows: Sequence[Any]) -> tuple[str, Sequence[Any]]:
+    """(layout, rows) of a photographed page (:func:`ecg_core.reports.leads.photo_layout`: the page outline
+    straightened first), else the ones given."""
+    from ecg_core.reports.leads import photo_layout
+    from ecg_core.reports.synth_layouts import page_layout
+
+    got = photo_layout(rgb)
+    if got is None or got.is_fallback:
+        return layout, rows
+    return got.layout, tuple(range(page_layout(got.layout).n_rows))
 
 
 def analysis_from_scan(scan: Any) -> Any:

@@ -6,8 +6,11 @@ Steps (all on the original pixels, OpenCV morphology and vectorised NumPy):
 1. **Deskew**: the angle (within +-10 degrees) that makes the horizontal profile of the page's darkness sharpest
    (grid lines, baselines and text all run along the paper); the page is rotated back when it is off by more than
    0.1 degree.
+   A photographed page on a desk (:func:`ecg_core.reports.page_geometry.find_page_warp`) is straightened by its
+   perspective instead, and the paths are mapped back through it.
 2. **Lead boxes**: a synthetic report's sidecar, else :func:`ecg_core.reports.leads.detect_layout`; the time window
-   of each box comes from :func:`ecg_core.reports.layout.lead_windows`.
+   of each box comes from the layout (:attr:`ecg_core.reports.leads.LeadLayout.lead_windows`: 3x4 + rhythm, 3x4 +
+   3 strips, 6x2, 12x1, 2x6; the extra strips of a 3x4 + 3 page fill V1 and V5 with 10 s).
 3. **Calibration** (:mod:`.calibration`): pixels per mm from the sidecar, else from the paper grid's period
    (:func:`ecg_core.reports.ecg_check.grid_periodicity`), else from the column width (62.5 mm = 2.5 s at 25 mm/s).
    The 1 mV calibration pulse at the start of each row is measured and must agree with the gain (10 mm/mV unless
@@ -39,6 +42,7 @@ from ecg_core.core.config import FrozenConfig
 from ecg_core.core.errors import ConfigError
 from ecg_core.core.labels import LEADS
 from ecg_core.reports.layout import RHYTHM_KEY, lead_windows
+from ecg_core.reports.page_geometry import estimate_skew
 from ecg_core.reports.reading.calibration import calibrate_gain, darkness, grid_px_per_mm
 
 QUALITY_PASS = 0.7
@@ -130,37 +134,6 @@ class Digitized:
 
 
 # ------------------------------------------------------------------------------------------------ deskew
-def estimate_skew(rgb: np.ndarray, *, max_deg: float = 10.0) -> float:
-    """The page's rotation in degrees (counter-clockwise positive, cv2's convention): the angle whose rotation
-    back makes the row profile of the darkness sharpest; coarse (0.5 degree, on a 400 px wide copy) then fine
-    (0.05 degree, 800 px) search."""
-    if max_deg <= 0:
-        return 0.0
-
-    def scorer(width: float):
-        h, w = rgb.shape[:2]
-        s = min(1.0, width / w)
-        small = cv2.resize(rgb, (max(1, int(w * s)), max(1, int(h * s))), interpolation=cv2.INTER_AREA) \
-            if s < 1 else rgb
-        d = darkness(small, 9 if width >= 800 else 5)
-        sh, sw = d.shape
-
-        def score(angle: float) -> float:
-            m = cv2.getRotationMatrix2D((sw / 2.0, sh / 2.0), -angle, 1.0)
-            r = cv2.warpAffine(d, m, (sw, sh), flags=cv2.INTER_LINEAR, borderValue=0.0)
-            prof = r[:, sw // 8 : -sw // 8].mean(axis=1)
-            return float(np.sum(np.diff(prof) ** 2))
-
-        return score
-
-    coarse = np.arange(-max_deg, max_deg + 1e-9, 0.5)
-    score = scorer(400.0)
-    best = float(coarse[int(np.argmax([score(a) for a in coarse]))])
-    fine = np.arange(best - 0.5, best + 0.5 + 1e-9, 0.05)
-    score = scorer(800.0)
-    return float(fine[int(np.argmax([score(a) for a in fine]))])
-
-
 def _rotation(shape: tuple[int, int], angle: float) -> np.ndarray:
     """2x3 matrix taking original pixels to the deskewed page (rotation by -angle about the centre)."""
     h, w = shape
@@ -302,12 +275,13 @@ def extract_path(mask: np.ndarray, baseline: float, *, w_base: float = 0.03, w_s
 
 
 # ------------------------------------------------------------------------------------------ digitiser
-def _cells(layout_boxes: Mapping[str, tuple[int, int, int, int]], m: np.ndarray | None, ppm: float, speed: float
+def _cells(layout_boxes: Mapping[str, tuple[int, int, int, int]], m: np.ndarray | None, ppm: float, speed: float,
+           windows: Mapping[str, tuple[float, float]] | None = None
            ) -> dict[str, tuple[float, float, float, float, float]]:
     """Key -> (x of t0, y of the baseline, crop x0, crop x1, half height) in deskewed pixels: the box's centre
     (mapped by ``m`` when the boxes belong to the rotated page) and the window's width at ``speed`` and ``ppm``,
-    1 mm wider on both sides."""
-    windows = lead_windows()
+    1 mm wider on both sides; ``windows``: key -> (t0, t1) s (default: the 3x4 + rhythm table)."""
+    windows = windows if windows is not None else lead_windows()
     out = {}
     for key, (x0, y0, x1, y1) in layout_boxes.items():
         t0, t1 = windows[key]
@@ -340,10 +314,19 @@ def digitize(rgb: np.ndarray, *, sidecar: Mapping[str, Any] | None = None,
     messages: list[str] = []
     speed = float(sidecar.get("paper_speed_mm_s", opts.paper_speed_mm_s)) if sidecar else opts.paper_speed_mm_s
     gain = float(sidecar.get("gain_mm_mv", opts.gain_mm_mv)) if sidecar else opts.gain_mm_mv
-    skew = estimate_skew(rgb, max_deg=opts.max_skew_deg) if opts.deskew else 0.0
+    warp = None
+    if opts.deskew and sidecar is None:  # a photographed page on a desk: its perspective undone first
+        from ecg_core.reports.page_geometry import find_page_warp
+
+        warp, _ = find_page_warp(rgb)
+    skew = estimate_skew(rgb, max_deg=opts.max_skew_deg) if opts.deskew and warp is None else 0.0
     m = None
     page = rgb
-    if abs(skew) > 0.1:
+    if warp is not None:
+        page = warp.rectify(rgb)
+        skew = float(warp.tilt_deg)
+        messages.append(warp.message)
+    elif abs(skew) > 0.1:
         m = _rotation(shape, skew)
         page = cv2.warpAffine(rgb, m, (shape[1], shape[0]), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
         messages.append(f"the page was rotated {skew:+.2f} degrees straight")
@@ -352,9 +335,15 @@ def digitize(rgb: np.ndarray, *, sidecar: Mapping[str, Any] | None = None,
         layout = layout_from_sidecar(sidecar, shape)
         ppm = float(sidecar.get("px_per_mm", 0.0))
         boxes_m = m
+    elif warp is not None:  # the photographed page's layout, found as the lead detection finds it
+        from ecg_core.reports.leads import detect_on_photo
+
+        layout, ta = detect_on_photo(rgb, warp)
+        boxes_m = None
+        ppm = 0.0
     else:
         ta = analyse_traces(to_work(page))
-        layout = detect_layout(page, analysis=ta)
+        layout = detect_layout(page, analysis=ta, warp=False)
         boxes_m = None
         ppm = 0.0
     if layout.is_fallback:
@@ -365,19 +354,31 @@ def digitize(rgb: np.ndarray, *, sidecar: Mapping[str, Any] | None = None,
         grid_ok = ppm > 0
         col = layout.boxes.get("I")
         ppm_cols = (col[2] - col[0] - 3.0 * ppm) / 62.5 * 25.0 / speed if (col and ppm > 0) else 0.0
-        if ppm <= 0 and col:
+        if col and ppm > 0 and layout.layout != "3x4+1":  # another layout: its own column width, 1 mm pads
+            t0, t1 = layout.lead_windows.get("I", (0.0, 2.5))
+            ppm_cols = (col[2] - col[0] - 2.0 * ppm) / ((t1 - t0) * speed)
+        if ppm <= 0 and col and layout.layout == "3x4+1":
             ppm = (col[2] - col[0]) / (2.5 * speed + 3.0)
             messages.append(f"no paper grid measured (score {gscore:.2f}): {ppm:.2f} px/mm from the column width")
+        elif col and layout.layout != "3x4+1" and (ppm <= 0 or abs(ppm_cols / ppm - 1) > 0.1):
+            # another layout's boxes were cut at one scale (the grid's, else the rows' length): the same one here
+            t0, t1 = layout.lead_windows.get("I", (0.0, 2.5))
+            ppm_cols = (col[2] - col[0]) / ((t1 - t0) * speed + 2.0)
+            messages.append(f"{ppm_cols:.2f} px/mm from the column width (paper grid: {ppm:.2f} px/mm)")
+            ppm = ppm_cols
         elif ppm_cols > 0 and abs(ppm_cols / ppm - 1) > 0.1:
             messages.append(f"grid period ({ppm:.2f} px/mm) and column width ({ppm_cols:.2f} px/mm) disagree")
     inv = cv2.invertAffineTransform(m) if m is not None else None
-    cells = _cells(layout.boxes, boxes_m, ppm, speed)
-    windows = {k: v for k, v in lead_windows().items() if k in cells}
+    other = layout.layout != "3x4+1"  # another layout (3x4 + 3 strips, 6x2, 12x1, 2x6): its own time windows
+    lay_windows = layout.lead_windows
+    cells = _cells(layout.boxes, boxes_m, ppm, speed, lay_windows if other else None)
+    windows = {k: v for k, v in (lay_windows if other else lead_windows()).items() if k in cells}
     source = layout.source
     if layout.is_fallback and ta is not None:
         from ecg_core.reports.reading.rows import strip_cells
 
-        sc, sw, ppm_rows, note = strip_cells(ta, shape, ppm if grid_ok else 0.0, speed)
+        pshape = (int(page.shape[0]), int(page.shape[1]))
+        sc, sw, ppm_rows, note = strip_cells(ta, pshape, ppm if grid_ok else 0.0, speed)
         if sc:
             cells, windows, source, ppm = sc, sw, "strips", ppm_rows
             if layout.message in messages:
@@ -385,7 +386,12 @@ def digitize(rgb: np.ndarray, *, sidecar: Mapping[str, Any] | None = None,
             messages.append(f"not the standard 3x4 + rhythm layout: {len(sc)} trace rows read as unnamed strips")
             if note:
                 messages.append(note)
-    gain, calib, notes = calibrate_gain(page, cells, ppm, gain)
+    if other and sidecar is None and layout.layout != "other" and gain == DigitizeOptions().gain_mm_mv:
+        from ecg_core.reports.synth_layouts import page_layout
+
+        gain = page_layout(layout.layout).gain_mm_mv  # the layout's usual gain (12x1: 5 mm/mV) until a pulse says
+    pulse_cells = {k: c for k, c in cells.items() if windows.get(k, (1.0,))[0] == 0.0} if other else cells
+    gain, calib, notes = calibrate_gain(page, pulse_cells or cells, ppm, gain)
     messages += notes
     fs = float(opts.fs)
     n = int(round(10.0 * fs))
@@ -394,7 +400,7 @@ def digitize(rgb: np.ndarray, *, sidecar: Mapping[str, Any] | None = None,
     paths: dict[str, np.ndarray] = {}
     quality: dict[str, float] = {}
     strips: dict[str, np.ndarray] = {}
-    h, w = shape
+    h, w = int(page.shape[0]), int(page.shape[1])  # the page read (the straightened photo when warped)
     for key, (x_t0, yb, cx0, cx1, hh) in cells.items():
         t0, t1 = windows[key]
         a, b = int(max(0, math.floor(cx0))), int(min(w, math.ceil(cx1)))
@@ -426,7 +432,7 @@ def digitize(rgb: np.ndarray, *, sidecar: Mapping[str, Any] | None = None,
             q *= 0.5
         quality[key] = round(float(q), 4)
         pts = np.stack([xv, yv], axis=1)
-        paths[key] = _apply(inv, pts) if inv is not None else pts
+        paths[key] = warp.to_picture(pts) if warp is not None else (_apply(inv, pts) if inv is not None else pts)
         if key == RHYTHM_KEY:
             rhythm[i0:i1] = mv
         elif key not in LEADS:
@@ -434,8 +440,12 @@ def digitize(rgb: np.ndarray, *, sidecar: Mapping[str, Any] | None = None,
             strips[key][i0:i1] = mv
         else:
             signals[LEADS.index(key), i0:i1] = mv
-    rl = opts.rhythm_lead if source != "strips" else ""
-    if strips:  # the best strip (quality, then length) gives the beats
+    rl = opts.rhythm_lead if source != "strips" and RHYTHM_KEY in cells else ""
+    for key in [k for k in strips if k.endswith("_rhythm")] if other else []:  # a 3x4 + 3 page's V1 / V5 strips
+        lead = key[: -len("_rhythm")]
+        if quality.get(key, 0.0) >= 0.5 and lead in LEADS:
+            signals[LEADS.index(lead)] = strips[key]
+    if strips and source == "strips":  # the best strip (quality, then length) gives the beats
         best = max(strips, key=lambda k: (round(quality.get(k, 0.0), 1), windows[k][1]))
         rhythm = strips[best]
     if rl == "auto":
