@@ -104,13 +104,18 @@ def cannot_run(bench: str, why: str) -> int:
     return 2
 
 
-def bench_run(ref: str | None) -> Any:
-    """The run a bench measures: ``ref`` (an id or a folder), else the app's default model; None when there is none."""
+def bench_run(ref: str | None, *, keras: bool = False) -> Any:
+    """The run a bench measures: ``ref`` (an id or a folder), else the app's default model; None when there is none.
+    ``keras``: the bench times a Keras model (a forward pass, Grad-CAM): without ``ref``, the default among the
+    Keras runs when the app's default is a measurement model (no network to explain)."""
     from ecg_core.core import paths
     from ecg_core.ml import registry
 
     if ref is None:
-        default = registry.default_run(paths.models_dir())
+        runs = registry.list_runs(paths.models_dir())
+        if keras:
+            runs = [r for r in runs if not r.is_measurement]
+        default = registry.choose_default(runs)
         if default is None:
             return None
         ref = default.run_id

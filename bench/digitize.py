@@ -28,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=4)
     ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--run", default=None, help="run id or folder (default: the app's default model)")
+    ap.add_argument("--run", default=None, help="run id or folder (default: the app's default Keras model: a "
+                    "measurement model has no network to explain)")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     folder = SHARED_DATA / "mendeley-fullres-samples"
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     from ecg_core.viz.explain import figures
     from ecg_core.xai.explainer import ExplainerCache
 
-    run = bench_run(args.run)
+    run = bench_run(args.run, keras=True)
     if run is None:
         return cannot_run(BENCH, f"no usable model in {paths.models_dir()}")
     explainer = ExplainerCache().get(run)

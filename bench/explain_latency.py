@@ -118,7 +118,8 @@ def bench_model(label: str, explainer, cfg, files: list[Path], rounds: int = 3) 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", default=None, help="run id or folder (default: the app's default model)")
+    ap.add_argument("--run", default=None, help="run id or folder (default: the app's default Keras model: a "
+                    "measurement model has no network to explain)")
     ap.add_argument("--images", type=int, default=8, help="distinct reports to time (default 8)")
     ap.add_argument("--folder", type=Path, default=None, help="report images to use instead of the shared data")
     ap.add_argument("--skip-384", action="store_true", help="only the shipped model")
@@ -134,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     files = report_files(args.folder, max(2, args.images))
     if len(files) < 2:
         return cannot_run(BENCH, "fewer than 2 report images found")
-    run = bench_run(args.run)
+    run = bench_run(args.run, keras=True)
     if run is None:
         return cannot_run(BENCH, f"no usable model in {paths.models_dir()}")
     rows = [bench_model(run.run_id, ExplainerCache().get(run), registry.preprocess_config_of(run), files,

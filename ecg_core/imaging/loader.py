@@ -159,14 +159,16 @@ def _decode(
             mode = im.mode
             orient = _orientation(im)
             full = (h, w) if orient in (5, 6, 7, 8) else (w, h)
-            if draft_size is not None and fmt in ("JPEG", "MPO"):
-                # the decoder scales the stored axes: a picture turned by 90 degrees asks for the swapped size
-                im.draft("RGB", tuple(draft_size)[::-1] if orient in (5, 6, 7, 8) else draft_size)
-            im.load()
             rotated = orient not in (None, 1)
-            if rotated:
-                im = ImageOps.exif_transpose(im)
-            rgb = _to_rgb8(im)
+            rgb = _jpeg_fast(data, fmt, mode, rotated, (w, h), draft_size)
+            if rgb is None:
+                if draft_size is not None and fmt in ("JPEG", "MPO"):
+                    # the decoder scales the stored axes: a picture turned by 90 degrees asks for the swapped size
+                    im.draft("RGB", tuple(draft_size)[::-1] if orient in (5, 6, 7, 8) else draft_size)
+                im.load()
+                if rotated:
+                    im = ImageOps.exif_transpose(im)
+                rgb = _to_rgb8(im)
     except ImageLoadError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
@@ -186,6 +188,39 @@ def _decode(
         raise ImageLoadError(f"{label}: the image cannot be decoded ({type(e).__name__}: {e}).") from e
     return LoadedImage(rgb=rgb, source_format=fmt, source_mode=mode, exif_rotated=bool(rotated), n_bytes=len(data),
                        original_size=(int(full[0]), int(full[1])))
+
+
+#: OpenCV's flags of a JPEG decode reduced by 1, 2, 4 or 8 (the scale bits of its IMREAD_REDUCED_* flags; the
+#: colour order comes from IMREAD_COLOR_RGB, which must not be combined with IMREAD_COLOR)
+_CV2_SCALES = {1: None, 2: "IMREAD_REDUCED_GRAYSCALE_2", 4: "IMREAD_REDUCED_GRAYSCALE_4", 8: "IMREAD_REDUCED_GRAYSCALE_8"}
+
+
+def _jpeg_fast(data: bytes, fmt: str, mode: str, rotated: bool, size: tuple[int, int],
+               draft_size: tuple[int, int] | None) -> np.ndarray | None:
+    """The pixels Pillow decodes for a plain colour JPEG (YCbCr, upright, complete), decoded by OpenCV instead:
+    the same libjpeg-turbo decode (default IDCT, fancy upsampling; the same DCT scale as Pillow's draft) straight
+    into an RGB array, ~25 % faster than Pillow's decode plus its copy to NumPy (identical on the 648 Mendeley
+    reports and on baseline / progressive / 4:4:4 / 4:2:2 / 4:2:0 JPEGs: ``tests/test_loader_fast_jpeg.py``).
+    ``None`` (Pillow decodes) for anything else: other formats and modes, an EXIF rotation, data that does not end
+    with the end-of-image marker (a truncated file must keep Pillow's error), a decode OpenCV refuses."""
+    if fmt != "JPEG" or mode != "RGB" or rotated or not data.endswith(b"\xff\xd9"):
+        return None
+    scale = 1
+    if draft_size is not None:  # Pillow's draft: the largest of 8, 4, 2, 1 that keeps the picture >= draft_size
+        k = min(size[0] // max(1, int(draft_size[0])), size[1] // max(1, int(draft_size[1])))
+        scale = next((s for s in (8, 4, 2) if k >= s), 1)
+    import cv2
+
+    try:
+        name = _CV2_SCALES[scale]
+        flags = (getattr(cv2, name) if name else 0) | cv2.IMREAD_IGNORE_ORIENTATION | cv2.IMREAD_COLOR_RGB
+        rgb = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+    except (AttributeError, cv2.error):  # an OpenCV without these flags, a decode error: Pillow decodes
+        return None
+    want = ((size[1] + scale - 1) // scale, (size[0] + scale - 1) // scale, 3)
+    if rgb is None or rgb.dtype != np.uint8 or rgb.shape != want:
+        return None
+    return rgb
 
 
 def _orientation(im: Image.Image) -> int | None:
