@@ -56,6 +56,34 @@ def pointing_game(heatmap_orig: np.ndarray, boxes: Mapping[str, Sequence[int]], 
     return False
 
 
+def max_lead(heatmap_orig: np.ndarray, boxes: Mapping[str, Sequence[int]]) -> str:
+    """Name of the lead box that holds the heatmap's maximum (first in row-major order), ``''`` when the map is
+    zero everywhere or its maximum lies in no box: where a miss of the pointing game points instead."""
+    hm = np.asarray(heatmap_orig, dtype=np.float64)
+    if hm.ndim != 2 or float(hm.max(initial=0.0)) <= 0.0:
+        return ""
+    y, x = np.unravel_index(int(np.argmax(hm)), hm.shape)
+    for lead, box in boxes.items():
+        x0, y0, x1, y1 = (int(v) for v in box)
+        if x0 <= x < x1 and y0 <= y < y1:
+            return str(lead)
+    return ""
+
+
+def with_rhythm_strips(leads: Sequence[str], boxes: Mapping[str, Sequence[int]]) -> list[str]:
+    """``leads`` plus the rhythm strips that print one of them (``'II_rhythm'`` for II, ``'V1_rhythm'`` ...) among
+    ``boxes``: the lenient reading of the pointing game, where the lead-II rhythm strip of an inferior infarct
+    counts as lead II. The strict game (:func:`pointing_game` over the sidecar's leads) stays the headline."""
+    from ecg_core.reports.layout import RHYTHM_KEY, RHYTHM_LEAD
+
+    out = list(leads)
+    for lead in leads:
+        key = RHYTHM_KEY if lead == RHYTHM_LEAD else f"{lead}_rhythm"
+        if key in boxes and key not in out:
+            out.append(key)
+    return out
+
+
 @dataclass(frozen=True)
 class LeadMassScore:
     """Share of the attention inside the pathology leads' boxes (``mass_fraction``) against the share of the
@@ -126,7 +154,9 @@ def evaluate_localisation(explainer: Explainer, cfg: Any, items: Sequence[tuple[
     ``target``: explain the true class (``'true'``, when the model knows it) or the predicted one
     (``'predicted'``). Columns: path, class_name, subtype, territory, pathology_leads, predicted, correct,
     explained, pointing_hit, pointing_chance (area share of the pathology boxes in the crop: what a random point
-    scores), lead_mass, area_share, mass_ratio, error.
+    scores), lead_mass, area_share, mass_ratio, max_lead (the box holding the map's maximum, :func:`max_lead`),
+    pointing_hit_strips (the lenient game: a pathology lead's rhythm strip counts, :func:`with_rhythm_strips`),
+    error.
     """
     from ecg_core.imaging.loader import load_image
     from ecg_core.imaging.preprocess import preprocess
@@ -157,14 +187,16 @@ def evaluate_localisation(explainer: Explainer, cfg: Any, items: Sequence[tuple[
             row.update(predicted=explainer.class_names[pred], correct=(true == pred) if true is not None else None,
                        explained=explainer.class_names[cls], pointing_hit=pointing_game(hmo, boxes, leads),
                        pointing_chance=lm.area_fraction, lead_mass=lm.mass_fraction, area_share=lm.area_fraction,
-                       mass_ratio=lm.ratio)
+                       mass_ratio=lm.ratio, max_lead=max_lead(hmo, boxes),
+                       pointing_hit_strips=pointing_game(hmo, boxes, with_rhythm_strips(leads, boxes)))
         except (EcgCoreError, KeyError, ValueError) as e:
             row["error"] = str(e)
         rows.append(row)
         if progress is not None:
             progress(i + 1, len(items))
     cols = ["path", "class_name", "subtype", "territory", "pathology_leads", "predicted", "correct", "explained",
-            "pointing_hit", "pointing_chance", "lead_mass", "area_share", "mass_ratio", "error"]
+            "pointing_hit", "pointing_chance", "lead_mass", "area_share", "mass_ratio", "max_lead",
+            "pointing_hit_strips", "error"]
     return pd.DataFrame(rows, columns=cols)
 
 
@@ -181,7 +213,7 @@ def _territory_class_names() -> list[str]:
 def summarise_localisation(per_image: pd.DataFrame) -> pd.DataFrame:
     """Mean scores of :func:`evaluate_localisation` over the MI and history-of-MI images together (the
     territory classes) and per class. Columns: group, n, pointing_game, pointing_chance, lead_mass, area_share,
-    mass_ratio, accuracy."""
+    mass_ratio, accuracy, pointing_game_strips (the lenient game, when the per-image table has it)."""
     ok = per_image[per_image["error"] == ""].copy()
     groups: list[tuple[str, pd.DataFrame]] = [
         (MI_GROUP, ok[ok["class_name"].isin(_territory_class_names())])]
@@ -194,6 +226,8 @@ def summarise_localisation(per_image: pd.DataFrame) -> pd.DataFrame:
         rows.append({"group": name, "n": int(len(g)), "pointing_game": float(g["pointing_hit"].astype(float).mean()),
                      "pointing_chance": float(g["pointing_chance"].mean()), "lead_mass": float(g["lead_mass"].mean()),
                      "area_share": float(g["area_share"].mean()), "mass_ratio": float(g["mass_ratio"].mean()),
-                     "accuracy": float(acc.astype(float).mean()) if len(acc) else float("nan")})
+                     "accuracy": float(acc.astype(float).mean()) if len(acc) else float("nan"),
+                     "pointing_game_strips": float(g["pointing_hit_strips"].astype(str).eq("True").mean())
+                     if "pointing_hit_strips" in g else float("nan")})
     return pd.DataFrame(rows, columns=["group", "n", "pointing_game", "pointing_chance", "lead_mass", "area_share",
-                                       "mass_ratio", "accuracy"])
+                                       "mass_ratio", "accuracy", "pointing_game_strips"])
