@@ -11,6 +11,11 @@ scores below are arg-max scores, which a temperature does not change. The shippe
 predictions (models/cardiac4-mendeley-custom_cnn/predictions_oof.csv, one repeat, its own folds) are scored the
 same way for reference, and the CNN+measurement average is scored on the images both have predictions for.
 Training cost: seconds of one full 15-fold CV on this machine, and of one fit on all data.
+
+CACHE/folds.csv gets the fold of every image (for other models to share the folds); ``--ensemble OOF.csv``
+scores another model's out-of-fold probabilities on the same folds (e.g. the per-lead CNN's,
+/work/cache/perlead/oof.csv) and its averages with the candidates of ENSEMBLE_WITH, on the (repeat, image) pairs
+it predicted; ``--only none --ensemble ...`` reuses the stored candidates' predictions.
 """
 
 from __future__ import annotations
@@ -36,33 +41,64 @@ CNN_RUN = ROOT / "models" / "cardiac4-mendeley-custom_cnn"
 
 
 def candidates(names: list[str]) -> dict[str, tuple[str, dict, list[str]]]:
-    """name -> (kind, params, feature subset)."""
-    no_quality = [n for n in names if not n.startswith("quality")]
-    st_only = [n for n in names if n.split("_")[0] in ("st0", "st40", "st60", "st80", "stslope", "terr")
-               or n in ("hr_bpm", "rr_cv", "qrs_ms", "max_st", "min_st", "n_st_elev", "n_st_dep", "crit_ste")]
-    from ecg_core.reports.reading.features import GLOBAL_FEATURES
+    """name -> (kind, params, feature subset). ``names``: every feature (features.py); the first block is the
+    candidates of features 1.0 (215 features), the second those of 1.1 (the acute-MI summaries, feature sets of
+    ``features.feature_set``)."""
+    from ecg_core.reports.reading.features import GLOBAL_FEATURES, feature_set
 
-    summary = [n for n in names if n.startswith("terr_") or n in GLOBAL_FEATURES]
-    st_plus = [n for n in names if n in set(st_only) | set(summary) or n.split("_")[0] in ("t", "qpath")]
-    return {
-        "logreg C=0.03": ("logreg", {"C": 0.03}, names),
-        "logreg C=0.1": ("logreg", {"C": 0.1}, names),
-        "logreg C=0.3": ("logreg", {"C": 0.3}, names),
-        "lgbm 200x7 lr.05": ("lgbm", {}, names),
-        "lgbm 400x4 lr.03": ("lgbm", {"num_leaves": 4, "learning_rate": 0.03, "rounds": 400}, names),
-        "lgbm 150x15 lr.05": ("lgbm", {"num_leaves": 15, "rounds": 150}, names),
+    v10 = feature_set("v1.0")
+    no_quality = [n for n in v10 if not n.startswith("quality")]
+    st_only = feature_set("st")
+    summary = [n for n in v10 if n.startswith("terr_") or n in GLOBAL_FEATURES]
+    st_plus = [n for n in v10 if n in set(st_only) | set(summary) or n.split("_")[0] in ("t", "qpath")]
+    x2, x3, x4, x5 = ([float(w), 1, 1, 1] for w in (2, 3, 4, 5))
+    out = {
+        "logreg C=0.03": ("logreg", {"C": 0.03}, v10),
+        "logreg C=0.1": ("logreg", {"C": 0.1}, v10),
+        "logreg C=0.3": ("logreg", {"C": 0.3}, v10),
+        "lgbm 200x7 lr.05": ("lgbm", {}, v10),
+        "lgbm 400x4 lr.03": ("lgbm", {"num_leaves": 4, "learning_rate": 0.03, "rounds": 400}, v10),
+        "lgbm 150x15 lr.05": ("lgbm", {"num_leaves": 15, "rounds": 150}, v10),
         "lgbm 200x7 no quality": ("lgbm", {}, no_quality),
-        "lgbm 200x7 MI weight x2": ("lgbm", {"boost": [2.0, 1, 1, 1]}, names),
-        "lgbm 200x7 MI weight x3": ("lgbm", {"boost": [3.0, 1, 1, 1]}, names),
+        "lgbm 200x7 MI weight x2": ("lgbm", {"boost": x2}, v10),
+        "lgbm 200x7 MI weight x3": ("lgbm", {"boost": x3}, v10),
         "lgbm 400x4 lr.03 MI weight x2": ("lgbm", {"num_leaves": 4, "learning_rate": 0.03, "rounds": 400,
-                                                   "boost": [2.0, 1, 1, 1]}, names),
-        "logreg C=0.1 MI weight x2": ("logreg", {"C": 0.1, "boost": [2.0, 1, 1, 1]}, names),
+                                                   "boost": x2}, v10),
+        "logreg C=0.1 MI weight x2": ("logreg", {"C": 0.1, "boost": x2}, v10),
         "lgbm 200x7 ST+rate only": ("lgbm", {}, st_only),
-        "lgbm 200x7 ST+rate only MI weight x2": ("lgbm", {"boost": [2.0, 1, 1, 1]}, st_only),
-        "lgbm 200x7 MI weight x3 min leaf 3": ("lgbm", {"boost": [3.0, 1, 1, 1], "min_data_in_leaf": 3}, names),
+        "lgbm 200x7 ST+rate only MI weight x2": ("lgbm", {"boost": x2}, st_only),
+        "lgbm 200x7 MI weight x3 min leaf 3": ("lgbm", {"boost": x3, "min_data_in_leaf": 3}, v10),
         "lgbm 400x4 lr.03 ST+summary+T+Q MI weight x3": ("lgbm", {"num_leaves": 4, "learning_rate": 0.03,
-                                                                   "rounds": 400, "boost": [3.0, 1, 1, 1]}, st_plus),
+                                                                   "rounds": 400, "boost": x3}, st_plus),
     }
+    new = {  # features 1.1: name [feature set]
+        "lgbm 200x7 MI x3 min leaf 3 [all]": ("lgbm", {"boost": x3, "min_data_in_leaf": 3}, "all"),
+        "lgbm 200x7 MI x5 min leaf 3 [all]": ("lgbm", {"boost": x5, "min_data_in_leaf": 3}, "all"),
+        "lgbm 400x4 lr.03 MI x3 [all]": ("lgbm", {"num_leaves": 4, "learning_rate": 0.03, "rounds": 400,
+                                                  "boost": x3}, "all"),
+        "lgbm 200x7 MI x3 [no-quality]": ("lgbm", {"boost": x3}, "no-quality"),
+        "lgbm 200x7 MI x2 [st+mi]": ("lgbm", {"boost": x2}, "st+mi"),
+        "lgbm 200x7 MI x3 [st+mi]": ("lgbm", {"boost": x3}, "st+mi"),
+        "lgbm 200x7 MI x2 [st+mi+q+t]": ("lgbm", {"boost": x2}, "st+mi+q+t"),
+        "lgbm 200x7 MI x3 [st+mi+q+t]": ("lgbm", {"boost": x3}, "st+mi+q+t"),
+        "lgbm 200x7 MI x2 [st+mi+qrs]": ("lgbm", {"boost": x2}, "st+mi+qrs"),
+        "lgbm 200x7 MI x3 [st+mi+qrs]": ("lgbm", {"boost": x3}, "st+mi+qrs"),
+        "lgbm 200x7 MI x4 [st+mi+qrs]": ("lgbm", {"boost": x4}, "st+mi+qrs"),
+        "lgbm 400x4 lr.03 MI x3 [st+mi+qrs]": ("lgbm", {"num_leaves": 4, "learning_rate": 0.03, "rounds": 400,
+                                                        "boost": x3}, "st+mi+qrs"),
+        "logreg C=0.1 MI x2 [st+mi]": ("logreg", {"C": 0.1, "boost": x2}, "st+mi"),
+    }
+    out.update({k: (kind, prm, feature_set(fs)) for k, (kind, prm, fs) in new.items()})
+    return out
+
+
+# averages of two candidates' out-of-fold probabilities (the same folds)
+PAIRS = [("lgbm 200x7 MI weight x3", "lgbm 200x7 ST+rate only MI weight x2"),
+         ("lgbm 200x7 MI x3 min leaf 3 [all]", "lgbm 200x7 MI x2 [st+mi]"),
+         ("lgbm 200x7 MI x3 [st+mi+qrs]", "lgbm 200x7 MI x2 [st+mi]")]
+ENSEMBLE_WITH = ("lgbm 200x7 MI x3 [st+mi+qrs]", "lgbm 200x7 MI x2 [st+mi+qrs]")
+CNN_PAIRS = ("logreg C=0.03", "lgbm 200x7 MI weight x3 min leaf 3", "lgbm 200x7 MI x3 [st+mi+qrs]",
+             "lgbm 200x7 MI x2 [st+mi]")
 
 
 def fitter(kind: str, params: dict, feats: list[str]):
@@ -99,6 +135,44 @@ def cnn_oof(df: pd.DataFrame) -> np.ndarray | None:
     return p.reindex(df["sha256"])[cols].to_numpy(dtype=np.float64)
 
 
+def external_oof(df: pd.DataFrame, path: Path, repeats: int = 3) -> np.ndarray:
+    """Another model's out-of-fold probabilities (a CSV with ``sha256`` or ``file``/``path``, ``repeat`` and
+    ``prob_<class>`` or ``p_<class>`` columns, on the folds of /work/cache/measure/folds.csv) as (repeats, n, k)
+    aligned with ``df``; NaN where it has none."""
+    p = pd.read_csv(path)
+    key = "sha256" if "sha256" in p.columns else ("file" if "file" in p.columns else "path")
+    if "repeat" not in p.columns:
+        p["repeat"] = 0
+    pre = "prob_" if f"prob_{CLASSES[0]}" in p.columns else "p_"
+    cols = [f"{pre}{c}" for c in CLASSES]
+    out = np.full((repeats, len(df), len(CLASSES)), np.nan)
+    own = df["sha256"] if key == "sha256" else df["path"]
+    for r in range(repeats):
+        q = p[p["repeat"] == r].drop_duplicates(key).set_index(key)
+        if len(q):
+            out[r] = q.reindex(own.to_numpy())[cols].to_numpy(np.float64)
+    return out
+
+
+def write_folds(df: pd.DataFrame, path: Path, repeats: int = 3, folds: int = 5) -> None:
+    """The fold of every image in every repeat (file, sha256, group, label, class_name, repeat, fold): the folds
+    of :func:`ecg_core.ml.measure_model.repeated_group_cv` with seed 0, for other models to use the same ones."""
+    from sklearn.model_selection import StratifiedGroupKFold
+
+    y, g = df["label"].to_numpy(int), df["group"].to_numpy()
+    parts = []
+    for r in range(repeats):
+        fold = np.full(len(y), -1)
+        for k, (_, te) in enumerate(StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=r)
+                                    .split(np.zeros((len(y), 1)), y, g)):
+            fold[te] = k
+        parts.append(pd.DataFrame({"file": df["path"], "sha256": df["sha256"], "group": g, "label": y,
+                                   "class_name": df["class_name"], "repeat": r, "fold": fold}))
+    tmp = path.with_suffix(".tmp")
+    pd.concat(parts).to_csv(tmp, index=False)
+    tmp.replace(path)
+
+
 def markdown(path: Path) -> str:
     """The table of a cv.json as Markdown (README, model card)."""
     from ecg_core.core.formatting import fmt_ci, fmt_num
@@ -122,6 +196,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", default="/work/cache/measure/cv.json")
     ap.add_argument("--only", default="", help="comma-separated candidate names")
     ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--ensemble", default="", help="another model's out-of-fold CSV (same folds) to average with "
+                    "the candidates of ENSEMBLE_WITH, e.g. /work/cache/perlead/oof.csv")
+    ap.add_argument("--ensemble-name", default="per-lead CNN")
     ap.add_argument("--markdown", action="store_true", help="print the table of --out as Markdown and exit")
     a = ap.parse_args(argv)
     if a.markdown:
@@ -130,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     cache = Path(a.cache)
     df = pd.read_csv(cache / "features.csv")
     df.attrs["cache"] = str(cache)
+    write_folds(df, cache / "folds.csv")  # the folds below, for other models (the per-lead CNN) to share
     from ecg_core.reports.reading.features import feature_names
 
     names = feature_names()
@@ -159,8 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:28s} macro-F1 {row['macro_f1']:.3f} {row['macro_f1_ci']}  MI recall "
               f"{row['recall[Myocardial Infarction]']:.3f}  repeats {np.round(per_rep, 3)}  T={temp:.2f} "
               f"cv {cv_s:.0f}s", flush=True)
-    pairs = [("lgbm 200x7 MI weight x3", "lgbm 200x7 ST+rate only MI weight x2")]
-    for a_name, b_name in pairs:
+    for a_name, b_name in PAIRS:
         if a_name in oofs and b_name in oofs:
             avg = 0.5 * (oofs[a_name] + oofs[b_name])
             row = {"candidate": f"average({a_name}, {b_name})", "kind": "ensemble",
@@ -176,12 +253,37 @@ def main(argv: list[str] | None = None) -> int:
         table.append(row)
         print(f"{'CNN':28s} macro-F1 {row['macro_f1']:.3f} MI recall {row['recall[Myocardial Infarction]']:.3f}")
         for name, prob in oofs.items():
+            if name not in CNN_PAIRS:
+                continue
             avg = 0.5 * (prob[:, ok] + cnn[ok][None])
             row = {"candidate": f"average({name}, CNN)", "kind": "ensemble", "n": int(ok.sum()),
                    **score(np.tile(y[ok], 3), avg.reshape(-1, avg.shape[-1]), np.tile(groups[ok], 3), a.n_boot)}
             table.append(row)
             print(f"avg {name:24s} macro-F1 {row['macro_f1']:.3f} MI recall "
                   f"{row['recall[Myocardial Infarction]']:.3f}", flush=True)
+    if a.ensemble:
+        ext = external_oof(df, Path(a.ensemble))
+        ok = np.isfinite(ext).all(axis=2)  # (repeat, image) pairs it predicted: every row below is scored on those
+        yy, gg = np.tile(y, (3, 1))[ok], np.tile(groups, (3, 1))[ok]
+        cov = f"{int(ok.sum())} predictions of {int(ok.any(axis=0).sum())} images"
+        row = {"candidate": f"{a.ensemble_name} (its out-of-fold predictions; {cov})", "kind": "external",
+               "n": int(ok.sum()), **score(yy, ext[ok], gg, a.n_boot)}
+        table.append(row)
+        print(f"{row['candidate']}: macro-F1 {row['macro_f1']:.3f} MI recall "
+              f"{row['recall[Myocardial Infarction]']:.3f}", flush=True)
+        cached = np.load(Path(a.out).with_suffix(".oof.npz")) if Path(a.out).with_suffix(".oof.npz").is_file() else {}
+        for name in ENSEMBLE_WITH:
+            key = name.replace(" ", "_")
+            prob = oofs.get(name, cached[key] if key in getattr(cached, "files", ()) else None)
+            if prob is None:
+                continue
+            for w in (0.0, 0.5, 0.25):
+                avg = (1 - w) * prob[ok] + w * ext[ok]
+                label = f"{name} on the same {cov}" if w == 0 else f"average({name}, {a.ensemble_name}; weight {w})"
+                row = {"candidate": label, "kind": "ensemble", "n": int(ok.sum()), **score(yy, avg, gg, a.n_boot)}
+                table.append(row)
+                print(f"{row['candidate']}: macro-F1 {row['macro_f1']:.3f} MI recall "
+                      f"{row['recall[Myocardial Infarction]']:.3f}", flush=True)
     out = Path(a.out)
     prev = json.loads(out.read_text()) if out.is_file() and only else {"table": []}
     done = {r["candidate"] for r in table}
@@ -189,8 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(json.dumps(json_safe({"protocol": "StratifiedGroupKFold 5 folds x 3 repeats (seeds 0-2), "
                                          "mendeley-dev, one row per distinct image", "n": len(y),
                                          "table": merged}), indent=1))
-    np.savez_compressed(out.with_suffix(".oof.npz"), y=y, sha256=df["sha256"].to_numpy(str),
-                        **{k.replace(" ", "_"): v for k, v in oofs.items()})
+    npz = out.with_suffix(".oof.npz")
+    kept = dict(np.load(npz)) if npz.is_file() and only else {}  # --only adds to the stored predictions
+    kept.update({"y": y, "sha256": df["sha256"].to_numpy(str)}, **{k.replace(" ", "_"): v for k, v in oofs.items()})
+    np.savez_compressed(npz, **kept)
     return 0
 
 

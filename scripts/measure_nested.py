@@ -139,14 +139,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inner-repeats", type=int, default=3)
     ap.add_argument("--outer-repeats", type=int, default=3)
     ap.add_argument("--n-boot", type=int, default=1000)
+    ap.add_argument("--full", default="lgbm 200x7 MI weight x3 min leaf 3",
+                    help="the main model: a candidate name of measure_cv.py (default: the features-1.0 default)")
+    ap.add_argument("--st", default="lgbm 200x7 ST+rate only MI weight x2",
+                    help="the second model of the 'stack' rules: a candidate name of measure_cv.py")
     a = ap.parse_args(argv)
+    global FULL, ST
     from sklearn.model_selection import StratifiedGroupKFold
 
     from ecg_core.reports.reading.features import feature_names
 
     df = pd.read_csv(Path(a.cache) / "features.csv")
-    names = feature_names()
-    st_only = mcv.candidates(names)["lgbm 200x7 ST+rate only MI weight x2"][2]
+    cands = mcv.candidates(feature_names())
+    FULL, ST = cands[a.full][:2], cands[a.st][:2]
+    names, st_only = cands[a.full][2], cands[a.st][2]
     xf, xs = df[names].to_numpy(np.float64), df[st_only].to_numpy(np.float64)
     y, g = df["label"].to_numpy(int), df["group"].to_numpy()
     R, n, k = a.outer_repeats, len(y), len(CLASSES)
