@@ -82,6 +82,32 @@ def measure_model(run_path: str, run_key: str) -> Any:
     return registry.load_model(registry.read_run(run_path))
 
 
+@st.cache_resource(show_spinner="Loading the model...", max_entries=2)
+def perlead_model(run_path: str, run_key: str) -> tuple[Any, Explainer]:
+    """A per-lead CNN run's Keras model (input ``report_panels``) and its Grad-CAM explainer on the last conv
+    stage, per run folder and model file time."""
+    from ecg_core.ml import registry
+    from ecg_core.ml.zoo import last_conv_layer_name
+    from ecg_core.xai.explainer import Explainer
+
+    model = registry.load_model(registry.read_run(run_path))
+    return model, Explainer(model, layer=last_conv_layer_name(model))
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def perlead_explanation(run_key: str, file_hash: str, sidecar_json: str, class_index: int | None, _data: bytes,
+                        _bundle: tuple[Any, Explainer]) -> tuple[np.ndarray, Any]:
+    """The report (uint8 RGB) and its :class:`ecg_core.reports.perlead_predict.PerleadExplanation` (probabilities,
+    attention per lead, Grad-CAM for ``class_index``; None: the predicted class), per run, image and class."""
+    from ecg_core.imaging.loader import load_image
+    from ecg_core.reports.perlead_predict import explain_report
+
+    model, explainer = _bundle
+    rgb = load_image(_data).rgb
+    return rgb, explain_report(model, rgb, sidecar=json.loads(sidecar_json) if sidecar_json else None,
+                               class_index=class_index, explainer=explainer)
+
+
 @st.cache_resource(show_spinner=False)
 def explainer_cache() -> ExplainerCache:
     """The app's one cache of loaded models (shared by the Explain pages and the start-up warm-up)."""

@@ -55,16 +55,22 @@ class ReportModel:
         return self.run.run_id
 
 
-def pick_report_model(key: str = "explain_run", *, measurement: bool = False) -> ReportModel:
+def pick_report_model(key: str = "explain_run", *, measurement: bool = False, panels: bool = False) -> ReportModel:
     """Select box of the trained models that read report images (default: the registry's default run), with the
     runs that cannot be used listed above; loads the chosen one. Stops the page when there is no usable model.
     ``measurement``: also offer measurement models (then ``cfg`` is None and ``explainer`` is the loaded
-    :class:`ecg_core.ml.measure_model.MeasureModel`; the caller checks ``run.is_measurement``)."""
+    :class:`ecg_core.ml.measure_model.MeasureModel`; the caller checks ``run.is_measurement``). ``panels``: also
+    offer per-lead CNNs (input ``report_panels``; then ``cfg`` is None and ``explainer`` is the pair (Keras model,
+    Grad-CAM explainer) of :func:`app_ui.cache.perlead_model`; the caller checks ``run.input_kind``)."""
     from ecg_core.core import labels, paths
     from ecg_core.ml import registry
 
     # only models that read report images: a spectral-beat arrhythmia model has no meaning on a 12-lead report
     runs = registry.list_runs(paths.models_dir(), input_kind=labels.INPUT_REPORT_IMAGE)
+    if panels:  # per-lead CNNs read the same report, cut into its 13 lead panels
+        from ecg_core.reports.perlead_train import INPUT_KIND as PANELS
+
+        runs += [r for r in registry.list_runs(paths.models_dir(), input_kind=PANELS) if r.input_kind == PANELS]
     if not measurement:
         runs = [r for r in runs if not r.is_measurement]
     usable = {r.run_id: r for r in runs if r.usable}
@@ -83,6 +89,10 @@ def pick_report_model(key: str = "explain_run", *, measurement: bool = False) ->
         with common.safe(f"Loading model {run_id}"):
             measure = cache.measure_model(str(run.path), cache.run_key(run))
         return ReportModel(run, usable, None, measure, cache.run_key(run))
+    if run.input_kind == "report_panels":  # a per-lead CNN: the caller shows its own view (app_ui.perlead_view)
+        with common.safe(f"Loading model {run_id}"):
+            bundle = cache.perlead_model(str(run.path), cache.run_key(run))
+        return ReportModel(run, usable, None, bundle, cache.run_key(run))
     with common.safe("Reading the model's preprocessing"):
         cfg = registry.preprocess_config_of(run)
     with common.safe(f"Loading model {run_id}"):

@@ -43,7 +43,7 @@ auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("🔎 Explain")
 st.caption(common.DISCLAIMER)
 
-model = widgets.pick_report_model(measurement=True)
+model = widgets.pick_report_model(measurement=True, panels=True)
 run, run_id, usable, cfg, explainer, rkey = (model.run, model.run_id, model.usable, model.cfg, model.explainer,
                                              model.key)
 
@@ -104,6 +104,17 @@ if run.is_measurement:  # a measurement model: its own view (contributions per l
     elif ood_verdict.in_distribution is None:
         st.caption(ood_verdict.message)
     measure_view.render(run, explainer, data, fhash, name, leads.load_sidecar(path) if path is not None else None)
+    st.stop()
+if run.input_kind == "report_panels":  # a per-lead CNN: its own view (attention per lead, Grad-CAM on the panels)
+    from app_ui import perlead_view
+
+    with common.safe("Comparing the report with the training reports"):
+        ood_verdict = cache.ood_of_image(run, fhash, data, name)
+    if ood_verdict.in_distribution is False:
+        st.warning(ood_verdict.message, icon="⚠️")
+    elif ood_verdict.in_distribution is None:
+        st.caption(ood_verdict.message)
+    perlead_view.render(run, explainer, data, fhash, name, leads.load_sidecar(path) if path is not None else None)
     st.stop()
 chash = cfg.config_hash()
 pipe = cache.report_pipeline(rkey, explainer, cfg)

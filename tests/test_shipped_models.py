@@ -4,6 +4,8 @@
 ``python -m ecg_core predict RUN ../shared/data/mendeley-fullres-samples --no-cache`` for the report models, the
 Explain pipeline's top class (``ReportPipeline.analyse``) for the two cardiac models, and the per-beat classes of the
 arrhythmia model on the three synthetic demo records. Only class names are stored, no data.
+The per-lead CNN (``cardiac4-mendeley-perlead-pre``, input ``report_panels``) was added later with the same
+``predict`` command (its 8 entries re-recorded alone).
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ def test_every_shipped_run_is_usable_and_names_its_input() -> None:
     assert set(REFERENCE["reports"]) | {"arrhythmia6-shallow_cnn-ds1", "arrhythmia6-lightgbm-ds1"} <= set(runs)
     for run in runs.values():
         assert run.usable, (run.run_id, run.problem)
-        assert run.input_kind in ("report_image", "spectral_beat"), run.run_id
+        assert run.input_kind in ("report_image", "report_panels", "spectral_beat"), run.run_id
         assert ecg_core.load_model(run) is not None
 
 

@@ -37,6 +37,7 @@ SMALL_INPUT = {
     "efficientnetv2_b0": (64, 64, 3),
     "efficientnetv2_s": (64, 64, 3),
     "resnet50": (64, 64, 3),
+    "perlead_cnn": (208, 16, 1),  # the smallest mosaic: 13 panel slots of 16 rows (ecg_core.ml.zoo_perlead)
 }
 
 
@@ -130,6 +131,7 @@ def test_last_conv_layer_names_are_the_canonical_ones(built: dict[str, zoo.Build
         "mobilenet_v2": "out_relu",
         "efficientnetv2_b0": "top_activation",
         "resnet50": "conv5_block3_out",
+        "perlead_cnn": "block3_relu",
     }
     for name, layer in expected.items():
         assert built[name].last_conv_layer == layer

@@ -50,6 +50,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     run = registry.resolve_run(args.run, models_dir=args.models, usable=True)
     if run.is_measurement:
         return _predict_measure(run, args)
+    if run.meta.get("arch") == "perlead_cnn":  # the per-lead CNN reads the report's 13 panels, not the resized page
+        return _predict_perlead(run, args)
     cfg = registry.preprocess_config_of(run)
     profile = _ood_profile_or_none(run)
     files, root = _batch_files(args.folder)
@@ -82,6 +84,26 @@ def cmd_predict(args: argparse.Namespace) -> int:
           f"false)" if profile is not None else f"in_distribution unknown: {ood.NO_PROFILE}")
     print(f"time: {t_loop:.2f} s for {len(df)} files ({len(df) / max(t_loop, 1e-9):.1f} files/s) after loading the "
           f"model in {t_load:.2f} s")
+    return 0
+
+
+def _predict_perlead(run, args: argparse.Namespace) -> int:
+    """``predict`` with a per-lead CNN (see :mod:`ecg_core.reports.perlead_predict`)."""
+    from ecg_core.ml import registry
+    from ecg_core.reports import messages
+    from ecg_core.reports.perlead_predict import predict_files_perlead
+
+    files, root = _batch_files(args.folder)
+    df = predict_files_perlead(registry.load_model(run), files, class_names=run.class_names, root=root,
+                               check=not args.no_check, progress=progress("predicting"))
+    profile = _ood_profile_or_none(run)  # the descriptor part only: a per-lead CNN's profile has no feature space
+    if profile is not None:
+        from ecg_core.reports.ood_build import add_ood_columns
+
+        df = add_ood_columns(df, files, profile)
+    out, n_pred, n_not_ecg, n_bad = _write_predictions(df, args.out)
+    print(f"{len(df)} files: {n_pred} predicted, {n_not_ecg} not recognised as an ECG report, {n_bad} unreadable "
+          f"-> {out}  (run {run.run_id}, per-lead CNN; top_leads: the most attended panels; {messages.DISCLAIMER})")
     return 0
 
 

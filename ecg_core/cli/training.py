@@ -18,6 +18,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         from ecg_core.cli.measure import cmd_train_measure
 
         return cmd_train_measure(args)
+    if args.arch == "perlead_cnn":  # the per-lead CNN: its preprocessing cuts each report into 13 lead panels
+        return _train_perlead(args)
     from ecg_core.core import paths
     from ecg_core.imaging.preprocess import PreprocessConfig
     from ecg_core.ml.train import run_training
@@ -48,6 +50,20 @@ def cmd_train(args: argparse.Namespace) -> int:
               + (f" (95% CI {ci[0]:.3f}-{ci[1]:.3f})" if None not in ci else ""))
     if meta["status"] == "completed":
         common.write_ood_profile(run_dir, args.data)
+    return 0 if meta["status"] in ("completed", "stopped") else 1
+
+
+def _train_perlead(args: argparse.Namespace) -> int:
+    from ecg_core.core import paths
+    from ecg_core.reports.perlead_train import train_perlead
+
+    run_dir = train_perlead(args.data, args.models or paths.models_dir(), run_id=args.run_id, preset=args.preset,
+                            epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                            val_frac=args.val, test_frac=args.test, init_weights=args.init_weights)
+    meta = json.loads((run_dir / "run.json").read_text())
+    m = meta.get("metrics") or {}
+    print(f"run {meta['run_id']}: {meta['status']}  ({run_dir})"
+          + (f"; test macro-F1 {m['macro_f1']:.3f} on {m['n_distinct']} distinct" if m.get("macro_f1") is not None else ""))
     return 0 if meta["status"] in ("completed", "stopped") else 1
 
 
@@ -103,6 +119,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         from ecg_core.reports.measure_predict import evaluate_measure_folder
 
         res = evaluate_measure_folder(info, args.data, n_boot=args.boot, seed=args.seed, progress=progress)
+    elif info.meta.get("arch") == "perlead_cnn":  # the per-lead CNN reads the 13 lead panels of each report
+        from ecg_core.reports.perlead_predict import evaluate_perlead_folder
+
+        res = evaluate_perlead_folder(info, args.data, n_boot=args.boot, seed=args.seed, progress=progress)
     else:
         res = ext.evaluate_on_folder(info, args.data, batch_size=args.batch_size, n_boot=args.boot, seed=args.seed,
                                      progress=progress)
@@ -189,6 +209,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--strategy", default="default", choices=("default", "mirrored"),
                    help="tf.distribute strategy (mirrored = all local GPUs)")
     t.add_argument("--mixed-precision", action="store_true", help="mixed_float16 on GPU")
+    t.add_argument("--init-weights", default=None,
+                   help="--arch perlead_cnn: initial weights (.weights.h5 of the same architecture, e.g. synthetic "
+                        "pretraining by scripts/perlead_cv.py pretrain)")
     t.add_argument("--steps-per-epoch", type=int, default=0, help="cap batches per epoch (0 = all)")
     t.add_argument("--micro-batch", type=int, default=0,
                    help="images per pass, gradients accumulated to --batch-size (0 = automatic: within a memory "

@@ -47,6 +47,7 @@ from ecg_core.ml.zoo_cnn import (
     residual_attention,
     shallow_cnn,
 )
+from ecg_core.ml.zoo_perlead import perlead_builder
 from ecg_core.ml.zoo_transfer import TransferRecipe, to_0_255, to_caffe, to_minus_one_one, transfer
 
 __all__ = [
@@ -152,6 +153,13 @@ _ARCHS: Mapping[str, ArchSpec] = MappingProxyType({
             "residual_attention", "Residual attention CNN", functional("residual_attention", residual_attention),
             (224, 224, 3), "Light residual CNN with squeeze-excitation and spatial attention gates (~0.7M).",
             "attention", min_side=8,
+        ),
+        ArchSpec(
+            "perlead_cnn", "Per-lead CNN (13 panels, attention over leads)", perlead_builder, (624, 128, 1),
+            "Shared-weight conv encoder over a mosaic of the 12 lead panels + rhythm strip cut from the detected "
+            "layout, attention pooling over leads (the per-lead explanation); fixed 624x128 mosaic and recipe "
+            "(the size, augmentation, balance and k-fold options do not apply).",
+            "attention", min_side=16,
         ),
         ArchSpec(
             "mobilenet_v2", "MobileNetV2 (transfer)",

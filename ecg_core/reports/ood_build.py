@@ -37,6 +37,8 @@ from ecg_core.reports.ood import (
 )
 
 N_FOLDS = 5
+EMBED_BATCH = 32  # training inputs embedded per pass: memory stays one batch, not the whole training set
+EMBED_PIXELS = 32 * 224 * 224  # ... and fewer per pass for large inputs (a 384x384 CNN: 10), like training's micro-batches
 
 ProgressFn = Callable[[int, int], None]
 
@@ -106,9 +108,15 @@ def decode_config(run: Any) -> Any:
     from ecg_core.imaging.preprocess import PreprocessConfig
     from ecg_core.ml import registry
 
-    if getattr(run, "is_measurement", False):
+    if getattr(run, "is_measurement", False) or _reads_panels(run):
         return PreprocessConfig()
     return registry.preprocess_config_of(run)
+
+
+def _reads_panels(run: Any) -> bool:
+    """A per-lead CNN (``input_kind`` ``report_panels``): it reads the 13 lead panels, not a preprocessed page, so
+    its profile has the descriptor part only (no feature space of a resized page)."""
+    return getattr(run, "input_kind", "") == "report_panels"
 
 
 def leave_fold_out(emb: np.ndarray, folds: np.ndarray, *, k: int = K_NEIGHBOURS, dim: int = PCA_DIM
@@ -141,6 +149,9 @@ def build_profile(run: Any, data_dir: str | Path, *, progress: ProgressFn | None
     if getattr(run, "is_measurement", False):
         notes.append("no feature space: a measurement model (descriptor part only: layout, paper, size)")
         embed = False
+    elif _reads_panels(run):
+        notes.append("no feature space: a per-lead CNN reads lead panels (descriptor part only: layout, paper, size)")
+        embed = False
     if embed:
         try:
             import keras
@@ -153,9 +164,24 @@ def build_profile(run: Any, data_dir: str | Path, *, progress: ProgressFn | None
             notes.append(f"no feature space: the model could not be loaded ({e})")
             model = None
     descs: list[ReportDescriptor] = []
-    xs: list[np.ndarray] = []
+    xs: list[np.ndarray] = []  # at most EMBED_BATCH model inputs at a time: embedded, then dropped
+    embs: list[np.ndarray] = []
     kept: list[int] = []
     skipped: list[str] = []
+    two = None
+    per_pass = EMBED_BATCH
+    if model is not None:
+        layer = embedding_layer(model)
+        two = embedding_model(model, layer)
+        h, w = (int(v or 1) for v in tuple(model.input_shape)[1:3])
+        per_pass = max(1, min(EMBED_BATCH, EMBED_PIXELS // max(1, h * w)))
+
+    def flush() -> None:
+        if two is not None and xs:
+            out = two.predict_on_batch(np.stack(xs))
+            embs.append(np.asarray(out[1], dtype=np.float32).reshape(len(xs), -1))
+            xs.clear()
+
     for i, p in enumerate(rows["path"]):
         try:
             d, x = _prepare(Path(p), cfg, model is not None)
@@ -166,22 +192,20 @@ def build_profile(run: Any, data_dir: str | Path, *, progress: ProgressFn | None
             kept.append(i)
             if x is not None:
                 xs.append(x)
+                if len(xs) >= per_pass:
+                    flush()
         if progress is not None:
             progress(i + 1, len(rows))
+    flush()
+    n_emb = sum(len(e) for e in embs)
     if not descs:
         raise ConfigError(f"no training file of {run.run_id!r} could be read: {skipped[:3]}")
     summary: dict[str, Any] = {"n_files": len(rows), "n_used": len(descs), "skipped": skipped}
     emb_ref = None
-    if model is not None and len(xs) < 3:
-        notes.append(f"no feature space: {len(xs)} training reports are too few (at least 3)")
-    if model is not None and len(xs) >= 3:
-        k = max(1, min(int(k), len(xs) // 2))  # a tiny training split: fewer neighbours than the other folds hold
-        layer = embedding_layer(model)
-        two = embedding_model(model, layer)
-        embs = []
-        for s in range(0, len(xs), 32):
-            out = two.predict_on_batch(np.stack(xs[s : s + 32]))
-            embs.append(np.asarray(out[1], dtype=np.float32).reshape(len(xs[s : s + 32]), -1))
+    if model is not None and n_emb < 3:
+        notes.append(f"no feature space: {n_emb} training reports are too few (at least 3)")
+    if model is not None and n_emb >= 3:
+        k = max(1, min(int(k), n_emb // 2))  # a tiny training split: fewer neighbours than the other folds hold
         emb = np.concatenate(embs)
         folds = rows["fold"].to_numpy()[kept]
         # one PCA size for the held-out folds and the final reference: distances in fewer dimensions are shorter,
