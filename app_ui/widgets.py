@@ -55,13 +55,16 @@ class ReportModel:
         return self.run.run_id
 
 
-def pick_report_model(key: str = "explain_run", *, measurement: bool = False, panels: bool = False) -> ReportModel:
+def pick_report_model(key: str = "explain_run", *, measurement: bool = False, panels: bool = False,
+                      ensemble: bool = False) -> ReportModel:
     """Select box of the trained models that read report images (default: the registry's default run), with the
     runs that cannot be used listed above; loads the chosen one. Stops the page when there is no usable model.
     ``measurement``: also offer measurement models (then ``cfg`` is None and ``explainer`` is the loaded
     :class:`ecg_core.ml.measure_model.MeasureModel`; the caller checks ``run.is_measurement``). ``panels``: also
     offer per-lead CNNs (input ``report_panels``; then ``cfg`` is None and ``explainer`` is the pair (Keras model,
-    Grad-CAM explainer) of :func:`app_ui.cache.perlead_model`; the caller checks ``run.input_kind``)."""
+    Grad-CAM explainer) of :func:`app_ui.cache.perlead_model`; the caller checks ``run.input_kind``). ``ensemble``:
+    also offer ensemble runs (``model_kind`` ``ensemble``; then ``cfg`` and ``explainer`` are None: the caller's
+    :mod:`app_ui.ensemble_view` loads the members)."""
     from ecg_core.core import labels, paths
     from ecg_core.ml import registry
 
@@ -73,6 +76,8 @@ def pick_report_model(key: str = "explain_run", *, measurement: bool = False, pa
         runs += [r for r in registry.list_runs(paths.models_dir(), input_kind=PANELS) if r.input_kind == PANELS]
     if not measurement:
         runs = [r for r in runs if not r.is_measurement]
+    if not ensemble:
+        runs = [r for r in runs if r.meta.get("model_kind") != registry.ENSEMBLE_KIND]
     usable = {r.run_id: r for r in runs if r.usable}
     unusable = [r for r in runs if not r.usable]
     unusable_runs(unusable, f"{len(unusable)} runs cannot be used")
@@ -85,6 +90,8 @@ def pick_report_model(key: str = "explain_run", *, measurement: bool = False, pa
                           index=list(usable).index(default.run_id) if default is not None and default.run_id in usable
                           else 0)
     run = usable[run_id]
+    if run.meta.get("model_kind") == registry.ENSEMBLE_KIND:  # the caller shows app_ui.ensemble_view
+        return ReportModel(run, usable, None, None, cache.run_key(run))
     if run.is_measurement:  # no preprocessing, no Keras: the caller shows its own view (app_ui.measure_view)
         with common.safe(f"Loading model {run_id}"):
             measure = cache.measure_model(str(run.path), cache.run_key(run))

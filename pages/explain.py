@@ -43,7 +43,7 @@ auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("🔎 Explain")
 st.caption(common.DISCLAIMER)
 
-model = widgets.pick_report_model(measurement=True, panels=True)
+model = widgets.pick_report_model(measurement=True, panels=True, ensemble=True)
 run, run_id, usable, cfg, explainer, rkey = (model.run, model.run_id, model.usable, model.cfg, model.explainer,
                                              model.key)
 
@@ -94,6 +94,17 @@ if path is not None:
 assert data is not None
 
 fhash = file_hash(data)
+if run.meta.get("model_kind") == "ensemble":  # averaged members: which spoke, then each member's own view
+    from app_ui import ensemble_view
+
+    with common.safe("Comparing the report with the training reports"):
+        ood_verdict = cache.ood_of_image(run, fhash, data, name)
+    if ood_verdict.in_distribution is False:
+        st.warning(ood_verdict.message, icon="⚠️")
+    elif ood_verdict.in_distribution is None:
+        st.caption(ood_verdict.message)
+    ensemble_view.render(run, data, fhash, name, leads.load_sidecar(path) if path is not None else None)
+    st.stop()
 if run.is_measurement:  # a measurement model: its own view (contributions per lead; no Grad-CAM)
     from app_ui import measure_view
 

@@ -32,6 +32,8 @@ def test_every_shipped_run_is_usable_and_names_its_input() -> None:
     for run in runs.values():
         assert run.usable, (run.run_id, run.problem)
         assert run.input_kind in ("report_image", "report_panels", "spectral_beat"), run.run_id
+        assert run.meta.get("model_kind", "keras") in ("keras", "measurement", "lightgbm_beat_vf", "ensemble"), \
+            run.run_id
         assert ecg_core.load_model(run) is not None
 
 

@@ -48,6 +48,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     from ecg_core.reports import batch, messages, ood
 
     run = registry.resolve_run(args.run, models_dir=args.models, usable=True)
+    if run.meta.get("model_kind") == "ensemble":  # averaged members (ecg_core.reports.ensemble)
+        return _predict_ensemble(run, args)
     if run.is_measurement:
         return _predict_measure(run, args)
     if run.meta.get("arch") == "perlead_cnn":  # the per-lead CNN reads the report's 13 panels, not the resized page
@@ -104,6 +106,34 @@ def _predict_perlead(run, args: argparse.Namespace) -> int:
     out, n_pred, n_not_ecg, n_bad = _write_predictions(df, args.out)
     print(f"{len(df)} files: {n_pred} predicted, {n_not_ecg} not recognised as an ECG report, {n_bad} unreadable "
           f"-> {out}  (run {run.run_id}, per-lead CNN; top_leads: the most attended panels; {messages.DISCLAIMER})")
+    return 0
+
+
+def _predict_ensemble(run, args: argparse.Namespace) -> int:
+    """``predict`` with an ensemble run: every member predicts, their probabilities are averaged and calibrated."""
+    from ecg_core.reports import messages
+    from ecg_core.reports.ensemble import load_ensemble, predict_files_ensemble
+
+    files, root = _batch_files(args.folder)
+    ens = load_ensemble(run)
+    df = predict_files_ensemble(ens, files, root=root, check=not args.no_check, ood=_ood_profile_or_none(run),
+                                progress=progress("members"))
+    out, n_pred, n_not_ecg, n_bad = _write_predictions(df, args.out)
+    print(f"{len(df)} files: {n_pred} predicted, {n_not_ecg} not recognised as an ECG report, {n_bad} unreadable "
+          f"-> {out}  (run {run.run_id}, ensemble of {', '.join(r.run_id for r in ens.members)}; top[<run>]: each "
+          f"member's top class; {messages.DISCLAIMER})")
+    return 0
+
+
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from ecg_core.core import paths
+    from ecg_core.reports.ensemble import build_ensemble
+
+    d = build_ensemble(args.models or paths.models_dir(), args.name, args.members, n_boot=args.n_boot)
+    meta = __import__("json").loads((d / "run.json").read_text())
+    print(f"ensemble {args.name} of {', '.join(args.members)} (equal weights) -> {d}: out-of-fold macro-F1 "
+          f"{meta['metrics']['macro_f1']:.3f}, MI recall {meta['metrics']['mi_recall']:.3f}, temperature "
+          f"{meta['temperature']:.3f} ({meta['metrics']['n']} rows)")
     return 0
 
 
@@ -217,6 +247,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     ee.add_argument("--models", help="models folder (default: ./models or $ECG_INSIGHT_MODELS)")
     ee.add_argument("--csv", help="also write the per-image scores as CSV")
     ee.set_defaults(func=cmd_explain_eval)
+    en = sub.add_parser("ensemble", help="average runs' probabilities (equal weights) into an ensemble run, "
+                        "calibrated on their out-of-fold predictions")
+    en.add_argument("name", help="run id of the ensemble")
+    en.add_argument("--members", nargs="+", required=True, help="member run ids (same out-of-fold folds)")
+    en.add_argument("--models", help="models folder (default: ./models or $ECG_INSIGHT_MODELS)")
+    en.add_argument("--n-boot", type=int, default=1000, help="bootstrap replicates of the CIs")
+    en.set_defaults(func=cmd_ensemble)
     op = sub.add_parser("ood-profile", help="describe a run's training reports (layout, paper, size, feature space) "
                         "so that predictions say when a report is unlike them")
     op.add_argument("run", help="run id (in the models folder) or run folder path")

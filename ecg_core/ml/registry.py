@@ -82,7 +82,7 @@ class RunInfo:
         arch = self.meta.get("arch", "?")
         f1 = (self.meta.get("metrics") or {}).get("macro_f1")
         # a measurement model has no test split: its figure is the repeated group cross-validation's
-        where = "CV" if self.is_measurement else "test"
+        where = "CV" if self.is_measurement or self.meta.get("model_kind") == ENSEMBLE_KIND else "test"
         extra = f" · {where} macro-F1 {f1:.2f}" if isinstance(f1, (int, float)) else ""
         return f"{self.run_id} ({arch}, {self.status}{extra})"
 
@@ -111,6 +111,19 @@ class RunInfo:
 
 
 MEASUREMENT_KIND = "measurement"
+
+
+#: An ensemble run (:mod:`ecg_core.reports.ensemble`): no model file, ``members`` name runs beside it.
+ENSEMBLE_KIND = "ensemble"
+
+
+def ensemble_problem(path: Path, meta: dict[str, Any]) -> str:
+    """Why an ensemble run folder is unusable (``''`` when every member listed in ``members`` has a run.json)."""
+    spec = meta.get("members")
+    if not isinstance(spec, list) or len(spec) < 2 or not all(isinstance(m, dict) and "run_id" in m for m in spec):
+        return "run.json does not list its members (members)"
+    missing = [str(m["run_id"]) for m in spec if not (Path(path).parent / str(m["run_id"]) / RUN_JSON).is_file()]
+    return f"member run(s) {', '.join(missing)} missing" if missing else ""
 
 
 def is_measurement_meta(meta: dict[str, Any]) -> bool:
@@ -154,6 +167,8 @@ def has_model_file(path: Path, meta: dict[str, Any]) -> bool:
     """The run folder holds its model: ``model.keras``, or a measurement model's description and text/JSON file."""
     if is_text_model_meta(meta):
         return not text_model_problem(path, meta)
+    if str(meta.get("model_kind", "")) == ENSEMBLE_KIND:
+        return not ensemble_problem(path, meta)
     if is_measurement_meta(meta):
         from ecg_core.ml.measure_model import model_file_problem
 
@@ -201,6 +216,8 @@ def read_run(path: str | Path) -> RunInfo:
         problem = "the training process ended without finishing the run (killed or crashed)"
     elif status in USABLE_STATUSES and is_text_model_meta(meta):
         problem = text_model_problem(p, meta)
+    elif status in USABLE_STATUSES and str(meta.get("model_kind", "")) == ENSEMBLE_KIND:
+        problem = ensemble_problem(p, meta)
     elif status in USABLE_STATUSES and is_measurement_meta(meta):
         from ecg_core.ml.measure_model import model_file_problem
 
@@ -391,6 +408,8 @@ def load_model(run: RunInfo | str | Path) -> Any:
         if info.class_names and m.class_names != info.class_names:
             raise ModelLoadError(f"run {info.run_id!r}: the model's classes disagree with run.json; refused.")
         return m
+    if str(info.meta.get("model_kind", "")) == ENSEMBLE_KIND:  # its members' models (ecg_core.reports.ensemble)
+        return [load_model(info.path.parent / str(m["run_id"])) for m in info.meta["members"]]
     if is_text_model_meta(info.meta):  # LightGBM text files only: the caller wraps the boosters
         return load_text_boosters(info)
     for key, what in (("class_names", "the class names"), ("input_shape", "the input size")):
