@@ -49,7 +49,8 @@ def models(tmp_path_factory) -> Path:
     root.mkdir()
     shipped = [r for r in registry.list_runs(REPO / "models")
                if r.usable and r.meta.get("preset") == "cardiac-4" and r.meta.get("class_names")
-               and not r.is_measurement]
+               and not r.is_measurement and r.input_kind == "report_image"
+               and r.meta.get("model_kind") != registry.ENSEMBLE_KIND]  # a Keras whole-page CNN
     if shipped:
         shutil.copytree(shipped[0].path, root / shipped[0].path.name, ignore=shutil.ignore_patterns("checkpoints"))
     else:
