@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from app_ui import cache, common
+from app_ui import cache, common, widgets
 
 
 def render(run: Any, model: Any, data: bytes, fhash: str, name: str, sidecar: dict | None) -> None:
@@ -20,7 +20,6 @@ def render(run: Any, model: Any, data: bytes, fhash: str, name: str, sidecar: di
 
     from app_ui.reading import reading_view
     from ecg_core.imaging.loader import load_image
-    from ecg_core.reports.ecg_check import check_ecg
     from ecg_core.reports.measure_predict import feature_matrix, lead_contributions
     from ecg_core.reports.messages import class_messages, training_domain_note
     from ecg_core.reports.reading.features import report_features
@@ -29,15 +28,7 @@ def render(run: Any, model: Any, data: bytes, fhash: str, name: str, sidecar: di
 
     with common.safe("Reading the image"):
         rgb = load_image(data).rgb
-    check = check_ecg(rgb)
-    if check.is_ecg:
-        st.success(f"Input check: {check.message}.")
-    else:
-        st.error(f"**Not recognised as an ECG report.** {'; '.join(check.failed)}.")
-        if not st.checkbox("Explain it anyway (for teaching; the output means nothing for this image)",
-                           key="explain_measure_force"):
-            st.image(rgb, caption=name, width="stretch")
-            st.stop()
+    widgets.input_check(rgb, name, key="explain_measure_force")
     with common.safe("Reading the traces"), st.spinner("Reading the 12 leads off the report and measuring them..."):
         dig, meas, _findings = cache.reading(fhash, data, json.dumps(sidecar) if sidecar else "")
         feats = report_features(dig, meas)

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import streamlit as st
 
-from app_ui import cache, common
+from app_ui import cache, common, widgets
 
 ATTENTION_CAPTION = ("The attention weights are the model's own pooling weights over the 13 panels (12 leads and the "
                      "rhythm strip; they sum to 100 %): how much each panel's encoding counts in the verdict. They "
@@ -19,7 +19,6 @@ ATTENTION_CAPTION = ("The attention weights are the model's own pooling weights 
 
 def render(run: Any, bundle: tuple[Any, Any], data: bytes, fhash: str, name: str, sidecar: dict | None) -> None:
     """Everything the Explain page shows for a per-lead CNN (``bundle``: :func:`app_ui.cache.perlead_model`)."""
-    from ecg_core.reports.ecg_check import check_ecg
     from ecg_core.reports.messages import class_messages, training_domain_note
     from ecg_core.viz.explain import probability_figure
     from ecg_core.viz.measure import contribution_overlay
@@ -29,15 +28,7 @@ def render(run: Any, bundle: tuple[Any, Any], data: bytes, fhash: str, name: str
     rkey, side = cache.run_key(run), json.dumps(sidecar) if sidecar else ""
     with common.safe("Predicting"), st.spinner("Cutting the report into its lead panels, predicting..."):
         rgb, first = cache.perlead_explanation(rkey, fhash, side, None, data, bundle)
-    check = check_ecg(rgb)
-    if check.is_ecg:
-        st.success(f"Input check: {check.message}.")
-    else:
-        st.error(f"**Not recognised as an ECG report.** {'; '.join(check.failed)}.")
-        if not st.checkbox("Explain it anyway (for teaching; the output means nothing for this image)",
-                           key="explain_perlead_force"):
-            st.image(rgb, caption=name, width="stretch")
-            st.stop()
+    widgets.input_check(rgb, name, key="explain_perlead_force")
     names = list(run.class_names)
     probs, top = np.asarray(first.probs), int(np.argmax(first.probs))
     left, right = st.columns([3, 2])

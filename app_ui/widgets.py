@@ -105,3 +105,18 @@ def pick_report_model(key: str = "explain_run", *, measurement: bool = False, pa
     with common.safe(f"Loading model {run_id}"):
         explainer = cache.get_explainer(run)
     return ReportModel(run, usable, cfg, explainer, cache.run_key(run))
+
+
+def input_check(rgb: Any, name: str, *, key: str) -> None:
+    """The ECG check of an uploaded report, said above a model's own Explain view: a pass in green; a refusal in red
+    with its reasons, and the page stops there unless the user asks to explain the image anyway (teaching)."""
+    from ecg_core.reports.ecg_check import check_ecg
+
+    check = check_ecg(rgb)
+    if check.is_ecg:
+        st.success(f"Input check: {check.message}.")
+        return
+    st.error(f"**Not recognised as an ECG report.** {'; '.join(check.failed)}.")
+    if not st.checkbox("Explain it anyway (for teaching; the output means nothing for this image)", key=key):
+        st.image(rgb, caption=name, width="stretch")
+        st.stop()

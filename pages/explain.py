@@ -9,6 +9,7 @@ Another page can open an image here with ``st.session_state["explain_path"] = "/
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -94,39 +95,31 @@ if path is not None:
 assert data is not None
 
 fhash = file_hash(data)
+def own_view(view: Any, *args: Any) -> None:
+    """A model with its own Explain view (ensemble, measurement, per-lead CNN): the outside-the-training-data
+    message first, then the view; nothing below it runs."""
+    with common.safe("Comparing the report with the training reports"):
+        ood_verdict = cache.ood_of_image(run, fhash, data, name)
+    if ood_verdict.in_distribution is False:
+        st.warning(ood_verdict.message, icon="⚠️")
+    elif ood_verdict.in_distribution is None:
+        st.caption(ood_verdict.message)
+    view.render(run, *args, data, fhash, name, leads.load_sidecar(path) if path is not None else None)
+    st.stop()
+
+
 if run.meta.get("model_kind") == "ensemble":  # averaged members: which spoke, then each member's own view
     from app_ui import ensemble_view
 
-    with common.safe("Comparing the report with the training reports"):
-        ood_verdict = cache.ood_of_image(run, fhash, data, name)
-    if ood_verdict.in_distribution is False:
-        st.warning(ood_verdict.message, icon="⚠️")
-    elif ood_verdict.in_distribution is None:
-        st.caption(ood_verdict.message)
-    ensemble_view.render(run, data, fhash, name, leads.load_sidecar(path) if path is not None else None)
-    st.stop()
+    own_view(ensemble_view)
 if run.is_measurement:  # a measurement model: its own view (contributions per lead; no Grad-CAM)
     from app_ui import measure_view
 
-    with common.safe("Comparing the report with the training reports"):
-        ood_verdict = cache.ood_of_image(run, fhash, data, name)
-    if ood_verdict.in_distribution is False:
-        st.warning(ood_verdict.message, icon="⚠️")
-    elif ood_verdict.in_distribution is None:
-        st.caption(ood_verdict.message)
-    measure_view.render(run, explainer, data, fhash, name, leads.load_sidecar(path) if path is not None else None)
-    st.stop()
+    own_view(measure_view, explainer)
 if run.input_kind == "report_panels":  # a per-lead CNN: its own view (attention per lead, Grad-CAM on the panels)
     from app_ui import perlead_view
 
-    with common.safe("Comparing the report with the training reports"):
-        ood_verdict = cache.ood_of_image(run, fhash, data, name)
-    if ood_verdict.in_distribution is False:
-        st.warning(ood_verdict.message, icon="⚠️")
-    elif ood_verdict.in_distribution is None:
-        st.caption(ood_verdict.message)
-    perlead_view.render(run, explainer, data, fhash, name, leads.load_sidecar(path) if path is not None else None)
-    st.stop()
+    own_view(perlead_view, explainer)
 chash = cfg.config_hash()
 pipe = cache.report_pipeline(rkey, explainer, cfg)
 sidecar = leads.load_sidecar(path) if path is not None else None

@@ -346,7 +346,9 @@ def test_stop_request_ends_the_job_as_stopped_without_a_model(measure_run, tmp_p
         def __call__(self):
             return True
 
-    monkeypatch.setattr(measure_train, "StopFlag", AlwaysStop)
+    from ecg_core.ml import progress
+
+    monkeypatch.setattr(progress, "StopFlag", AlwaysStop)  # the flag every job gets from progress.job_guard
     run_dir = measure_train.train_measure(data, tmp_path / "models", run_id="stopped", folds=2, repeats=1,
                                           cache_root=tmp_path / "cache")
     info = registry.read_run(run_dir)

@@ -253,3 +253,39 @@ def report_lines(report: EvalReport) -> list[str]:
     if report.n_boot and any(ci_key(k, report.class_names[0]) in report.ci for k in CI_CLASS_METRICS):
         lines.append(f"(intervals: cluster bootstrap over distinct images, {report.n_boot} replicates)")
     return lines
+
+
+def evaluate_folder_by_files(info: RunInfo, data_dir: str | os.PathLike[str], predict: Callable[..., pd.DataFrame],
+                             class_names: list[str], *, n_boot: int = 1000, seed: int = 0,
+                             progress: Callable[[str, int, int], None] | None = None) -> ExternalEvaluation:
+    """``evaluate RUN --data DIR`` for a run that predicts files, not tensors (a measurement model, a per-lead CNN):
+    every labelled image of a folder-per-class dataset is given to ``predict(paths, progress=...)`` (a frame with
+    ``predicted`` — ``''`` for a file it could not read — ``reason`` and ``prob_<class>``), then evaluated with
+    group-bootstrap intervals over duplicate groups. Unreadable and unpredicted files are listed as skipped."""
+    from ecg_core.core.labels import get_preset
+    from ecg_core.ml import dataset
+
+    preset = get_preset(str(info.meta.get("preset", "cardiac-4")))
+    index = dataset.scan(data_dir, preset=preset,
+                         progress=(lambda i, n: progress("scanning", i, n)) if progress else None)
+    readable = index[index["error"] == ""]
+    skipped = [(str(r), str(e)) for r, e in zip(index.loc[index["error"] != "", "rel_path"],
+                                                index.loc[index["error"] != "", "error"])]
+    rows = readable[readable["label"] >= 0].sort_values("rel_path").reset_index(drop=True)
+    if rows.empty:
+        raise DatasetError(f"no readable image in {str(data_dir)!r} sits in a folder of a class of the run's preset")
+    df = predict(rows["path"].tolist(), progress=(lambda i, n: progress("predicting", i, n)) if progress else None)
+    ok = (df["predicted"] != "").to_numpy()
+    skipped += [(str(r), str(w)) for r, w in zip(rows.loc[~ok, "rel_path"], df.loc[~ok, "reason"])]
+    if not ok.any():
+        raise DatasetError(f"none of the {len(rows)} labelled images in {str(data_dir)!r} could be read")
+    names = list(class_names)
+    p = df.loc[ok, [f"prob_{c}" for c in names]].to_numpy(dtype=np.float64)
+    used = rows[ok].reset_index(drop=True)
+    y, groups = used["label"].to_numpy(dtype=np.int64), used["group"].astype(str).to_numpy()
+    rep = evaluate_predictions(y, p, class_names=names, groups=groups, split="external", n_boot=n_boot, seed=seed)
+    return ExternalEvaluation(
+        run_id=info.run_id, data_dir=str(Path(data_dir).expanduser().resolve()), report=rep,
+        predictions=make_predictions_frame(used["path"].to_numpy(), y, p, class_names=names, groups=groups),
+        n_files=len(index), skipped=tuple(skipped), n_unlabelled=int((readable["label"] < 0).sum()),
+        n_ignored=len(index.attrs.get("skipped", [])), grouped_by="duplicate group")

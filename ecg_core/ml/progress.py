@@ -11,18 +11,24 @@ from __future__ import annotations
 
 import json
 import math
+import signal
 import time
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from ecg_core.core.atomic import atomic_write_text
+from ecg_core.core.errors import EcgCoreError
 from ecg_core.core.formatting import json_safe
 from ecg_core.ml import registry
 from ecg_core.ml.train_config import TrainConfig
 
-__all__ = ["PROGRESS_FILE", "STOP_FILE", "ProgressWriter", "StopFlag", "StopRequested", "read_progress",
+__all__ = ["PROGRESS_FILE", "STOP_FILE", "ProgressWriter", "StopFlag", "StopRequested", "job_guard", "keep_best",
+           "read_progress",
            "training_callbacks"]
 
 STOP_FILE = "STOP"
@@ -89,6 +95,51 @@ class StopFlag:
 
     def __call__(self) -> bool:
         return self.signalled or self.stop_file.exists()
+
+
+@contextmanager
+def job_guard(run_dir: Path, *, stopped_error: str, traceback_file: bool = False
+              ) -> Iterator[tuple[ProgressWriter, StopFlag]]:
+    """The frame of every training job (Keras, measurement, per-lead): gives the job its progress writer and stop
+    flag (SIGTERM sets it, as does the run's STOP file) and ends the run when the body does not: a
+    :class:`StopRequested` (a stop before any model existed) marks it ``stopped`` with ``stopped_error`` and is
+    swallowed, so the caller returns its run folder after the ``with``; any other exception marks it ``failed``
+    (an :class:`EcgCoreError` by its message, others with their type; ``traceback_file``: also the traceback in
+    ``traceback.txt``) and propagates. The previous SIGTERM handler is put back."""
+    writer, stop = ProgressWriter(run_dir), StopFlag(run_dir)
+    old = None
+    try:
+        old = signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "signalled", True))
+    except ValueError:  # not the main thread (e.g. tests); the STOP file still works
+        pass
+    try:
+        yield writer, stop
+    except StopRequested:
+        end_run(run_dir, writer, "stopped", error=stopped_error, message="stopped before any model existed")
+    except EcgCoreError as e:
+        end_run(run_dir, writer, "failed", error=str(e))
+        raise
+    except BaseException as e:
+        end_run(run_dir, writer, "failed", error=f"{type(e).__name__}: {e}")
+        if traceback_file:
+            atomic_write_text(run_dir / "traceback.txt", traceback.format_exc())
+        raise
+    finally:
+        if old is not None:
+            signal.signal(signal.SIGTERM, old)
+
+
+def keep_best(model: Any, run_dir: Path, stopped: bool) -> Any:
+    """The model a Keras job keeps: its best checkpoint (``checkpoints/best.keras``, written here from ``model`` when
+    no epoch wrote one), loaded back in safe mode; a stop before any checkpoint raises :class:`StopRequested`."""
+    import keras
+
+    best = run_dir / "checkpoints" / "best.keras"
+    if not best.exists():
+        if stopped:
+            raise StopRequested()
+        registry.save_model_atomic(model, best)
+    return keras.models.load_model(str(best), compile=False, safe_mode=True)
 
 
 def training_callbacks(run_dir: Path, writer: ProgressWriter, stop: StopFlag, cfg: TrainConfig, steps: int,

@@ -31,9 +31,7 @@ The options are :class:`ecg_core.ml.train_config.TrainConfig`; progress, stop re
 from __future__ import annotations
 
 import os
-import signal
 import time
-import traceback
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -41,9 +39,8 @@ from typing import Any
 import numpy as np
 
 from ecg_core.core.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
-from ecg_core.core.errors import EcgCoreError
 from ecg_core.ml import registry
-from ecg_core.ml.progress import ProgressWriter, StopFlag, StopRequested, end_run, training_callbacks
+from ecg_core.ml.progress import ProgressWriter, StopFlag, StopRequested, job_guard, keep_best, training_callbacks
 from ecg_core.ml.train_config import TrainConfig
 from ecg_core.ml.train_data import (
     DatasetInfo,
@@ -235,14 +232,8 @@ def run_training(
         "train": cfg.to_dict(),
         "versions": registry.library_versions(),
     })
-    writer = ProgressWriter(run_dir)
-    stop = StopFlag(run_dir)
-    old_handler = None
-    try:
-        old_handler = signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "signalled", True))
-    except ValueError:  # not the main thread (e.g. tests); the STOP file still works
-        pass
-    try:
+    with job_guard(run_dir, stopped_error="stopped before the first epoch finished: no model was kept",
+                   traceback_file=True) as (writer, stop):
         import keras
 
         if cfg.mixed_precision:
@@ -284,13 +275,9 @@ def run_training(
         model, info, built = _fit_one(cfg, data, is_train, is_val, run_dir=run_dir, writer=writer, stop=stop,
                                       seed=cfg.seed)
         stopped = stop()
-        best = run_dir / "checkpoints" / "best.keras"
-        if not best.exists():
-            if stopped:
-                raise StopRequested()
-            registry.save_model_atomic(model, best)
         # the model we keep is the best checkpoint (EarlyStopping restored the same weights in memory)
-        model = keras.models.load_model(str(best), compile=False, safe_mode=True)
+        model = keep_best(model, run_dir, stopped)
+        best = run_dir / "checkpoints" / "best.keras"  # moved into place as the run's model below
 
         writer.write({"phase": "evaluate"})
         test = np.flatnonzero((idx["split"] == "test").to_numpy())
@@ -320,21 +307,7 @@ def run_training(
                                         "message": built.message},
                             training=info, metrics=metrics)
         writer.write({"phase": "done", "status": status, **{k: v for k, v in metrics.items() if not isinstance(v, list)}})
-        return run_dir
-    except StopRequested:
-        end_run(run_dir, writer, "stopped", error="stopped before the first epoch finished: no model was kept",
-                message="stopped before any model existed")
-        return run_dir
-    except EcgCoreError as e:
-        end_run(run_dir, writer, "failed", error=str(e))
-        raise
-    except BaseException as e:
-        end_run(run_dir, writer, "failed", error=f"{type(e).__name__}: {e}")
-        atomic_write_text(run_dir / "traceback.txt", traceback.format_exc())
-        raise
-    finally:
-        if old_handler is not None:
-            signal.signal(signal.SIGTERM, old_handler)
+    return run_dir
 
 
 def _run_kfold(cfg: TrainConfig, data: PreparedData, *, run_dir: Path, writer: ProgressWriter,

@@ -79,7 +79,7 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
 
     base = Path(root) if root is not None else None
     n = len(files)
-    rows = [_batch_row(f, base, names) for f in files]
+    rows = [batch_row(f, base, names) for f in files]
     # cache writes (fsync'd, ~2.5 ms of waiting each, three per new file) run on their own threads, so that the
     # threads preparing files never wait on the disk; all done before this returns
     writer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict-cache") if cache_root is not None else None
@@ -150,8 +150,9 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
                         + ood_cols)
 
 
-def _batch_row(f: str | Path, base: Path | None, names: Sequence[str]) -> dict[str, Any]:
-    """The empty CSV row of one file of :func:`predict_files`."""
+def batch_row(f: str | Path, base: Path | None, names: Sequence[str]) -> dict[str, Any]:
+    """The empty CSV row of one file (path shown relative to ``base`` when it lies below it) of :func:`predict_files`
+    and of the measurement / per-lead predictions."""
     p = Path(f)
     try:
         shown = str(p.relative_to(base)) if base is not None else str(p)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import math
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from ecg_core.ml import measure_model as mm
 from ecg_core.ml import registry
 from ecg_core.ml.evaluate import evaluate_predictions
 from ecg_core.ml.predictions import predictions_frame
-from ecg_core.ml.progress import ProgressWriter, StopFlag, StopRequested, end_run
+from ecg_core.ml.progress import StopRequested, job_guard
 
 ARCHS = {"measure_lgbm": "lgbm", "measure_logreg": "logreg"}
 # the shipped configuration (features 1.1), chosen by scripts/measure_select.py: on an inner repeated group CV of
@@ -166,14 +165,8 @@ def train_measure(data_dir: str | Path, models_dir: str | Path, *, run_id: str |
                   "counts": {"cv": {"files": len(index), "distinct": len(kept)}}},
         "versions": registry.library_versions(),
     })
-    writer, stop = ProgressWriter(run_dir), StopFlag(run_dir)
-    old = None
-    try:
-        old = signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "signalled", True))
-    except ValueError:  # not the main thread
-        pass
     t0 = time.time()
-    try:
+    with job_guard(run_dir, stopped_error="stopped before the model was fitted: no model was kept") as (writer, stop):
         writer.write({"phase": "start", "epochs": 1, "batches": folds * repeats, "kind": kind})
         from ecg_core.core import paths
 
@@ -228,17 +221,7 @@ def train_measure(data_dir: str | Path, models_dir: str | Path, *, run_id: str |
             **({"cv_table": cv_table} if cv_table else {}))
         write_card(run_dir)
         writer.write({"phase": "done", "status": "completed", "macro_f1": rep.macro["f1"]})
-        return run_dir
-    except StopRequested:
-        end_run(run_dir, writer, "stopped", error="stopped before the model was fitted: no model was kept",
-                message="stopped before any model existed")
-        return run_dir
-    except BaseException as e:
-        end_run(run_dir, writer, "failed", error=f"{type(e).__name__}: {e}")
-        raise
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+    return run_dir
 
 
 def _n_params(model: mm.MeasureModel) -> int:

@@ -82,7 +82,7 @@ def predict_files_perlead(model: Any, files: Sequence[str | Path], *, class_name
     """One row per file: ``path``, ``predicted``, ``reason``, ``ecg_score``, ``prob_<class>``, ``in_distribution``
     / ``ood_reason`` (unknown: a per-lead run has no OOD profile yet), ``top_leads``, ``layout``."""
     from ecg_core.imaging.loader import load_image
-    from ecg_core.reports.batch import REASON_NOT_ECG, REASON_UNREADABLE
+    from ecg_core.reports.batch import REASON_NOT_ECG, REASON_UNREADABLE, batch_row
     from ecg_core.reports.ecg_check import check_ecg
     from ecg_core.reports.leads import load_sidecar
 
@@ -92,12 +92,7 @@ def predict_files_perlead(model: Any, files: Sequence[str | Path], *, class_name
     rows = []
     for i, f in enumerate(files):
         p = Path(f)
-        try:
-            shown = str(p.relative_to(base)) if base is not None else str(p)
-        except ValueError:
-            shown = str(p)
-        row: dict[str, Any] = {"path": shown, "predicted": "", "reason": "", "ecg_score": np.nan,
-                               **{f"prob_{c}": np.nan for c in names}, "in_distribution": "",
+        row: dict[str, Any] = {**batch_row(f, base, names), "in_distribution": "",
                                "ood_reason": "unknown: per-lead CNN runs have no outside-the-training-data profile",
                                "top_leads": "", "layout": ""}
         try:
@@ -135,36 +130,13 @@ def evaluate_perlead_folder(info: Any, data_dir: str | Path, *, n_boot: int = 10
     folder-per-class dataset cut into its panels and predicted (no ECG check, like the CNN's external evaluation),
     evaluated with group-bootstrap intervals over duplicate groups; an
     :class:`ecg_core.ml.external_eval.ExternalEvaluation`."""
-    from ecg_core.core.errors import DatasetError
-    from ecg_core.core.labels import get_preset
-    from ecg_core.ml import dataset, registry
-    from ecg_core.ml.evaluate import evaluate_predictions
-    from ecg_core.ml.external_eval import ExternalEvaluation
-    from ecg_core.ml.predictions import predictions_frame
+    from ecg_core.ml import registry
+    from ecg_core.ml.external_eval import evaluate_folder_by_files
 
-    preset = get_preset(str(info.meta.get("preset", "cardiac-4")))
-    names = list(info.class_names)
     model = registry.load_model(info)
-    index = dataset.scan(data_dir, preset=preset,
-                         progress=(lambda i, n: progress("scanning", i, n)) if progress else None)
-    readable = index[index["error"] == ""]
-    skipped = [(str(r), str(e)) for r, e in zip(index.loc[index["error"] != "", "rel_path"],
-                                                index.loc[index["error"] != "", "error"])]
-    rows = readable[readable["label"] >= 0].sort_values("rel_path").reset_index(drop=True)
-    if rows.empty:
-        raise DatasetError(f"no readable image in {str(data_dir)!r} sits in a folder of a class of the run's preset")
-    df = predict_files_perlead(model, rows["path"].tolist(), class_names=names, check=False,
-                               progress=(lambda i, n: progress("predicting", i, n)) if progress else None)
-    ok = (df["predicted"] != "").to_numpy()
-    skipped += [(str(r), str(w)) for r, w in zip(rows.loc[~ok, "rel_path"], df.loc[~ok, "reason"])]
-    if not ok.any():
-        raise DatasetError(f"none of the {len(rows)} labelled images in {str(data_dir)!r} could be read")
-    p = df.loc[ok, [f"prob_{c}" for c in names]].to_numpy(dtype=np.float64)
-    used = rows[ok].reset_index(drop=True)
-    y, groups = used["label"].to_numpy(dtype=np.int64), used["group"].astype(str).to_numpy()
-    rep = evaluate_predictions(y, p, class_names=names, groups=groups, split="external", n_boot=n_boot, seed=seed)
-    return ExternalEvaluation(
-        run_id=info.run_id, data_dir=str(Path(data_dir).expanduser().resolve()), report=rep,
-        predictions=predictions_frame(used["path"].to_numpy(), y, p, class_names=names, groups=groups),
-        n_files=int(len(index)), skipped=tuple(skipped), n_unlabelled=int((readable["label"] < 0).sum()),
-        n_ignored=len(index.attrs.get("skipped", [])), grouped_by="duplicate group")
+    names = list(info.class_names)
+    return evaluate_folder_by_files(
+        info, data_dir,
+        lambda paths, progress=None: predict_files_perlead(model, paths, class_names=names, check=False,
+                                                           progress=progress),
+        names, n_boot=n_boot, seed=seed, progress=progress)

@@ -19,7 +19,6 @@ or SIGTERM stops it between batches):
 
 from __future__ import annotations
 
-import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -27,10 +26,10 @@ from typing import Any
 import numpy as np
 
 from ecg_core.core.atomic import atomic_write_json, atomic_write_text
-from ecg_core.core.errors import ConfigError, EcgCoreError
+from ecg_core.core.errors import ConfigError
 from ecg_core.core.labels import get_preset
 from ecg_core.ml import registry
-from ecg_core.ml.progress import ProgressWriter, StopFlag, StopRequested, end_run
+from ecg_core.ml.progress import job_guard, keep_best
 from ecg_core.reports.perlead import GAP, MOSAIC_VERSION, PANEL_HW, MosaicCache, mosaic_shape
 
 __all__ = ["ARCH", "INPUT_KIND", "RECIPE", "fit_perlead", "predict_mosaics", "train_perlead"]
@@ -132,7 +131,6 @@ def train_perlead(data_dir: str | Path, models_dir: str | Path, *, run_id: str |
                   init_weights: str | Path | None = None, cache_root: str | Path | None = None,
                   n_boot: int = 1000) -> Path:
     """Train one per-lead CNN into ``models_dir/run_id``; returns the run folder (see the module docstring)."""
-    import keras
 
     from ecg_core.ml.dataset import fingerprint_of, scan
     from ecg_core.ml.evaluate import evaluate_predictions
@@ -171,14 +169,9 @@ def train_perlead(data_dir: str | Path, models_dir: str | Path, *, run_id: str |
                   "counts": counts},
         "versions": registry.library_versions(),
     })
-    writer, stop = ProgressWriter(run_dir), StopFlag(run_dir)
-    old = None
-    try:
-        old = signal.signal(signal.SIGTERM, lambda *_: setattr(stop, "signalled", True))
-    except ValueError:  # not the main thread
-        pass
     t0 = time.time()
-    try:
+    stopped = "stopped before the first epoch finished: no model was kept"
+    with job_guard(run_dir, stopped_error=stopped) as (writer, stop):
         from ecg_core.core import paths
         from ecg_core.ml.progress import training_callbacks
 
@@ -204,12 +197,8 @@ def train_perlead(data_dir: str | Path, models_dir: str | Path, *, run_id: str |
                                             init_weights=init_weights, callbacks=cbs)
         fit_s = time.time() - t_fit
         stopped = stop()
-        best = run_dir / "checkpoints" / "best.keras"
-        if not best.exists():
-            if stopped:
-                raise StopRequested()
-            registry.save_model_atomic(model, best)
-        model = keras.models.load_model(str(best), compile=False, safe_mode=True)
+        model = keep_best(model, run_dir, stopped)
+        best = run_dir / "checkpoints" / "best.keras"  # moved into place as the run's model below
         writer.write({"phase": "evaluate"})
         metrics: dict[str, Any] = {}
         if len(te):
@@ -244,20 +233,7 @@ def train_perlead(data_dir: str | Path, models_dir: str | Path, *, run_id: str |
         write_card(run_dir)
         writer.write({"phase": "done", "status": status,
                       **{k: v for k, v in metrics.items() if not isinstance(v, list)}})
-        return run_dir
-    except StopRequested:
-        end_run(run_dir, writer, "stopped", error="stopped before the first epoch finished: no model was kept",
-                message="stopped before any model existed")
-        return run_dir
-    except EcgCoreError as e:
-        end_run(run_dir, writer, "failed", error=str(e))
-        raise
-    except BaseException as e:
-        end_run(run_dir, writer, "failed", error=f"{type(e).__name__}: {e}")
-        raise
-    finally:
-        if old is not None:
-            signal.signal(signal.SIGTERM, old)
+    return run_dir
 
 
 def write_card(run_dir: str | Path) -> Path:
