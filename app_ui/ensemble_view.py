@@ -18,11 +18,11 @@ def _member_probs(member: Any, bundle: Any, data: bytes, fhash: str, sidecar: di
     """One member's probabilities of the report, from the same cached computations its own view uses."""
     side = json.dumps(sidecar) if sidecar else ""
     if member.is_measurement:
-        from ecg_core.reports.measure_predict import feature_matrix
+        from ecg_core.reports.measure_predict import report_probabilities
         from ecg_core.reports.reading.features import report_features
 
         dig, meas, _ = cache.reading(fhash, data, side)
-        return bundle.predict_proba(feature_matrix([report_features(dig, meas)], bundle.feature_names))[0]
+        return report_probabilities(bundle, report_features(dig, meas))
     _, first = cache.perlead_explanation(cache.run_key(member), fhash, side, None, data, bundle)
     return np.asarray(first.probs, np.float64)
 

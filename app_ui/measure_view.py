@@ -20,7 +20,7 @@ def render(run: Any, model: Any, data: bytes, fhash: str, name: str, sidecar: di
 
     from app_ui.reading import reading_view
     from ecg_core.imaging.loader import load_image
-    from ecg_core.reports.measure_predict import feature_matrix, lead_contributions
+    from ecg_core.reports.measure_predict import lead_contributions, report_probabilities
     from ecg_core.reports.messages import class_messages, training_domain_note
     from ecg_core.reports.reading.features import report_features
     from ecg_core.viz.explain import probability_figure
@@ -32,7 +32,7 @@ def render(run: Any, model: Any, data: bytes, fhash: str, name: str, sidecar: di
     with common.safe("Reading the traces"), st.spinner("Reading the 12 leads off the report and measuring them..."):
         dig, meas, _findings = cache.reading(fhash, data, json.dumps(sidecar) if sidecar else "")
         feats = report_features(dig, meas)
-        probs = model.predict_proba(feature_matrix([feats], model.feature_names))[0]
+        probs = report_probabilities(model, feats)
     names = list(model.class_names)
     top = int(np.argmax(probs))
     left, right = st.columns([3, 2])

@@ -313,10 +313,10 @@ def explain_probabilities(ens: Ensemble, rgb: np.ndarray, sidecar: Any = None) -
     probs = []
     for r, m in zip(ens.members, ens.models):
         if r.is_measurement:
-            from ecg_core.reports.measure_predict import feature_matrix, read_features
+            from ecg_core.reports.measure_predict import read_features, report_probabilities
 
             rep = read_features(rgb, sidecar=sidecar)
-            probs.append(m.predict_proba(feature_matrix([rep.features], m.feature_names))[0])
+            probs.append(report_probabilities(m, rep.features))
         else:
             from ecg_core.reports.perlead_predict import explain_report
 

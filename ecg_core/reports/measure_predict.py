@@ -10,7 +10,7 @@ measured (the model takes missing values), and the row's ``reading`` column says
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -65,6 +65,12 @@ def feature_matrix(rows: Sequence[dict[str, float]], names: Sequence[str]) -> np
         len(rows), len(names))
 
 
+def report_probabilities(model: Any, features: Mapping[str, float]) -> np.ndarray:
+    """A measurement model's class probabilities (calibrated, its decision weights applied) for one report's
+    features: what predict, Batch, Explain and the ensemble all show."""
+    return model.predict_proba(feature_matrix([dict(features)], model.feature_names))[0]
+
+
 def predict_files_measure(model: Any, files: Sequence[str | Path], *, root: str | Path | None = None,
                           check: bool = True, progress: ProgressFn | None = None,
                           ood: Any = "none") -> pd.DataFrame:
@@ -101,7 +107,7 @@ def predict_files_measure(model: Any, files: Sequence[str | Path], *, root: str 
                     continue
                 scan = chk.scan
             rep = read_features(rgb, sidecar=load_sidecar(p))
-            prob = model.predict_proba(feature_matrix([rep.features], model.feature_names))[0]
+            prob = report_probabilities(model, rep.features)
             row["predicted"] = names[int(np.argmax(prob))]
             row.update({f"prob_{c}": float(v) for c, v in zip(names, prob)})
             row["reading"] = rep.reading
