@@ -82,16 +82,40 @@ def measure_model(run_path: str, run_key: str) -> Any:
     return registry.load_model(registry.read_run(run_path))
 
 
-@st.cache_resource(show_spinner="Loading the model...", max_entries=2)
 def perlead_model(run_path: str, run_key: str) -> tuple[Any, Explainer]:
     """A per-lead CNN run's Keras model (input ``report_panels``) and its Grad-CAM explainer on the last conv
-    stage, per run folder and model file time."""
+    stage, per run folder and model file time (``run_key``, part of :func:`explainer_cache`'s key), from the app's
+    shared :func:`explainer_cache`: the start-up warm-up loads the default ensemble's per-lead member there."""
     from ecg_core.ml import registry
     from ecg_core.ml.zoo import last_conv_layer_name
-    from ecg_core.xai.explainer import Explainer
 
-    model = registry.load_model(registry.read_run(run_path))
-    return model, Explainer(model, layer=last_conv_layer_name(model))
+    run = registry.read_run(run_path)
+    warm = start_warmup()
+    state = warm.state()
+    with st.spinner(f"Loading model {run.run_id}..."):
+        if state.status == "warming":
+            warm.wait(timeout=120)  # the warm-up may be loading this model (an ensemble's member): never load it twice
+        layer = run.meta.get("last_conv_layer") or None
+        if layer is None:
+            layer = last_conv_layer_name(registry.load_model(run))
+        exp = explainer_cache().get(run, layer=layer)
+    return exp.model, exp
+
+
+def ensemble(run: RunInfo) -> tuple[Any, list[Any]]:
+    """An ensemble run's loaded :class:`ecg_core.reports.ensemble.Ensemble` and each member's bundle (a measurement
+    model, or a per-lead (Keras model, explainer) pair), from the same caches as the members' own views."""
+    from ecg_core.reports.ensemble import Ensemble, member_runs
+
+    members, weights, temperature = member_runs(run)
+    bundles = [measure_model(str(m.path), run_key(m)) if m.is_measurement else perlead_model(str(m.path), run_key(m))
+               for m in members]
+    models = [b if m.is_measurement else b[0] for m, b in zip(members, bundles)]
+    if members and members[0].class_names != run.class_names:
+        from ecg_core.core.errors import EcgCoreError
+
+        raise EcgCoreError(f"run {run.run_id!r}: its classes disagree with its members'; refused")
+    return Ensemble(run, members, models, weights, temperature), bundles
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
@@ -213,19 +237,34 @@ def pdf_report(key: str, _content: pdf.ReportContent) -> bytes:
 
 @st.cache_data(show_spinner="Predicting every file of the batch...", max_entries=8)
 def batch_predictions(run_key: str, folder: str, signature: str, check: bool, _explainer: Any,
-                      _cfg: PreprocessConfig | None, ood_stamp: int = 0, _ood: Any = None) -> pd.DataFrame:
-    """One row per file of ``folder`` (see :func:`ecg_core.reports.batch.predict_files`), with the
-    ``in_distribution`` / ``ood_reason`` columns of the run's OOD profile ``_ood`` (``ood_stamp``: its file time).
-    ``_cfg`` None: ``_explainer`` is a measurement model (:func:`ecg_core.reports.measure_predict.predict_files_measure`,
-    plus a ``reading`` column)."""
+                      _cfg: PreprocessConfig | None, ood_stamp: int = 0, _ood: Any = None,
+                      kind: str = "keras") -> pd.DataFrame:
+    """One row per file of ``folder``, with the ``in_distribution`` / ``ood_reason`` columns of the run's OOD
+    profile ``_ood`` (``ood_stamp``: its file time). ``kind`` says what ``_explainer`` is: ``keras`` (a whole-page
+    CNN's explainer with its preprocessing ``_cfg``: :func:`ecg_core.reports.batch.predict_files`),
+    ``measurement`` (:func:`ecg_core.reports.measure_predict.predict_files_measure`, plus a ``reading`` column),
+    ``perlead`` (a (Keras model, explainer) pair: :func:`ecg_core.reports.perlead_predict.predict_files_perlead`)
+    or ``ensemble`` (:func:`ecg_core.reports.ensemble.predict_files_ensemble`) — what ``predict`` runs for each."""
     from ecg_core.core import paths
     from ecg_core.reports import batch
 
     files = batch.list_batch_files(folder)
-    if _cfg is None:  # a measurement model (no preprocessing): read and measure each report, as `predict` does
+    if kind == "measurement":  # no preprocessing: read and measure each report, as `predict` does
         from ecg_core.reports.measure_predict import predict_files_measure
 
         return predict_files_measure(_explainer, files, root=folder, check=check, ood=_ood)
+    if kind == "perlead":
+        from ecg_core.reports.perlead_predict import predict_files_perlead
+
+        model = _explainer[0]
+        names = list(_explainer[1].class_names or [])
+        return predict_files_perlead(model, files, class_names=names, root=folder, check=check)
+    if kind == "ensemble":
+        from ecg_core.reports.ensemble import predict_files_ensemble
+
+        return predict_files_ensemble(_explainer, files, root=folder, check=check, ood=_ood)
+    if kind != "keras":
+        raise ValueError(f"unknown model kind {kind!r}")
     return batch.predict_files(_explainer, _cfg, files, class_names=_explainer.class_names, root=folder,
                                check=check, cache_root=paths.cache_dir(), ood=_ood)
 

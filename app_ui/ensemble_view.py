@@ -30,17 +30,14 @@ def _member_probs(member: Any, bundle: Any, data: bytes, fhash: str, sidecar: di
 def render(run: Any, data: bytes, fhash: str, name: str, sidecar: dict | None) -> None:
     """Everything the Explain page shows for an ensemble run."""
     from app_ui import measure_view, perlead_view
-    from ecg_core.reports.ensemble import Ensemble, member_runs, spoke_caption
+    from ecg_core.reports.ensemble import spoke_caption
     from ecg_core.viz.explain import probability_figure
 
     with common.safe(f"Loading the members of {run.run_id}"):
-        members, weights, temperature = member_runs(run)
-        bundles = [cache.measure_model(str(m.path), cache.run_key(m)) if m.is_measurement
-                   else cache.perlead_model(str(m.path), cache.run_key(m)) for m in members]
+        ens, bundles = cache.ensemble(run)
+    members, temperature = ens.members, ens.temperature
     with common.safe("Predicting with every member"), st.spinner("Predicting with every member..."):
         member_probs = [_member_probs(m, b, data, fhash, sidecar) for m, b in zip(members, bundles)]
-    ens = Ensemble(run, members, [b if m.is_measurement else b[0] for m, b in zip(members, bundles)], weights,
-                   temperature)
     probs = ens.combine([p[None] for p in member_probs])[0]
     names = list(run.class_names)
     top = int(np.argmax(probs))

@@ -143,13 +143,41 @@ class Warmup:
                 final = WarmupState("ready", run.run_id, round(self._elapsed(), 2),
                                     f"{run.run_id} loaded (measurement model)", dict(phases))
                 return
-            explainer = cache.get(run)  # imports Keras/TensorFlow and loads the model
-            lap("load")
+            if run.meta.get("model_kind") == registry.ENSEMBLE_KIND:  # its members, into the caches the pages use
+                from ecg_core.reports.ensemble import member_runs
+
+                members = member_runs(run)[0]
+                networks = [m for m in members if not m.is_measurement]
+                # the network first: importing TensorFlow is the long part
+                explainers = [cache.get(m, layer=m.meta.get("last_conv_layer") or None) for m in networks]
+                for m in members:
+                    if m.is_measurement:
+                        registry.load_model(m)
+                lap("load")
+                for ex in explainers:
+                    x = np.zeros(tuple(ex.input_shape), dtype=np.float32)
+                    ex.predict_proba(x)
+                lap("predict")
+                for ex in explainers:  # what a per-lead member's view runs first: Grad-CAM of the top class
+                    ex.explain(np.zeros(tuple(ex.input_shape), dtype=np.float32), method="gradcam")
+                lap("gradcam")
+                final = WarmupState("ready", run.run_id, round(self._elapsed(), 2),
+                                    f"{run.run_id} loaded: {len(members)} members "
+                                    f"({', '.join(m.run_id for m in members)}), first prediction and Grad-CAM traced",
+                                    dict(phases))
+                return
+            panels = run.input_kind == "report_panels"  # a per-lead CNN: the layer its own view explains
+            explainer = cache.get(run, layer=run.meta.get("last_conv_layer") or None) if panels else cache.get(run)
+            lap("load")  # (the line above imports Keras/TensorFlow and loads the model)
             x = np.zeros(tuple(explainer.input_shape), dtype=np.float32)
             explainer.predict_proba(x)
             lap("predict")
-            # what the Explain page runs first (ecg_core.reports.pipeline): prediction + Grad-CAM of the top class in one pass
-            explainer.predict_and_explain(x, method="gradcam")
+            # what the Explain page runs first (ecg_core.reports.pipeline): prediction + Grad-CAM of the top class in
+            # one pass
+            if panels:
+                explainer.explain(x, method="gradcam")
+            else:
+                explainer.predict_and_explain(x, method="gradcam")
             lap("gradcam")
             final = WarmupState("ready", run.run_id, round(self._elapsed(), 2),
                                 f"{run.run_id} loaded, first prediction and Grad-CAM traced", dict(phases))

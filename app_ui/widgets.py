@@ -107,6 +107,18 @@ def pick_report_model(key: str = "explain_run", *, measurement: bool = False, pa
     return ReportModel(run, usable, cfg, explainer, cache.run_key(run))
 
 
+def report_model_kind(run: Any) -> str:
+    """What a report model is, for the pages that run it: ``ensemble``, ``measurement``, ``perlead`` (input
+    ``report_panels``) or ``keras`` (a whole-page CNN with its stored preprocessing)."""
+    from ecg_core.ml import registry
+
+    if run.meta.get("model_kind") == registry.ENSEMBLE_KIND:
+        return "ensemble"
+    if run.is_measurement:
+        return "measurement"
+    return "perlead" if run.input_kind == "report_panels" else "keras"
+
+
 def input_check(rgb: Any, name: str, *, key: str) -> None:
     """The ECG check of an uploaded report, said above a model's own Explain view: a pass in green; a refusal in red
     with its reasons, and the page stops there unless the user asks to explain the image anyway (teaching)."""

@@ -14,11 +14,17 @@ auth.page_guard()  # sharing mode: nothing without a login (app_ui/auth.py)
 st.title("🗃️ Batch predict")
 st.caption(common.DISCLAIMER)
 
-model = widgets.pick_report_model(measurement=True)
-st.caption("One row per file: the predicted class, or why there is none (unreadable, not an ECG report). "
-           + ("A measurement model reads and measures each report (about a second per report here); the column "
-              "**reading** says when leads could not be read. " if model.run.is_measurement else
-              "The model's stored preprocessing is used. ")
+model = widgets.pick_report_model(measurement=True, panels=True, ensemble=True)
+kind = widgets.report_model_kind(model.run)
+how = {"measurement": "A measurement model reads and measures each report (about a second per report here); the "
+                      "column **reading** says when leads could not be read. ",
+       "perlead": "The per-lead CNN cuts each report into its 13 lead panels; **top leads** are the leads it "
+                  "attended most. ",
+       "ensemble": "Every member of the ensemble predicts each report (the measurement model reads it, about a second "
+                   "per report here) and their probabilities are averaged and calibrated; one **top[member]** column "
+                   "per member says what each said. ",
+       "keras": "The model's stored preprocessing is used. "}[kind]
+st.caption("One row per file: the predicted class, or why there is none (unreadable, not an ECG report). " + how
            + "Research and education use only — not a diagnosis.")
 
 source = st.radio("Files", ["Folder path", "Zip upload"], horizontal=True, key="explain_batch_source")
@@ -47,16 +53,23 @@ if not folder or st.session_state.get("explain_batch_request") != folder:
 profile, profile_problem = cache.ood_profile(model.run)
 if profile_problem:
     st.warning(profile_problem)
+predictor = model.explainer
+if kind == "ensemble":
+    with common.safe(f"Loading the members of {model.run.run_id}"):
+        predictor, _ = cache.ensemble(model.run)
 with common.safe("Predicting the batch"):
     table = cache.batch_predictions(model.key, folder, cache.folder_signature(folder, stat_files=True), refuse,
-                                    model.explainer, model.cfg, id(profile), profile)
+                                    predictor, model.cfg, id(profile), profile, kind=kind)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("files", len(table))
 c2.metric("predicted", int((table["predicted"] != "").sum()))
 c3.metric("not an ECG", int(table["reason"].str.startswith(batch.REASON_NOT_ECG).sum()))
 c4.metric("unreadable", int(table["reason"].str.startswith(batch.REASON_UNREADABLE).sum()))
 n_ood = int((table["in_distribution"] == "false").sum())
-if profile is None:
+if kind == "perlead":
+    st.info("Whether these reports resemble the model's training reports is not assessed for a per-lead CNN run "
+            "(column **why out of distribution**); its ensemble assesses it.")
+elif profile is None:
     st.info("Whether these reports resemble the model's training reports is unknown: the model has no OOD profile "
             "(`python -m ecg_core ood-profile RUN --data DIR` builds one).")
 elif n_ood:
@@ -65,13 +78,16 @@ elif n_ood:
                "unreliable.")
 # ecg_score is not shown: on real reports it is one constant (0.9437 for 646 of 648 Mendeley images, the margin of the
 # report layout's trace span), so it says nothing about the image; the verdict and its reasons are in `reason`
-view = table.drop(columns=["ecg_score"])
+view = table.drop(columns=["ecg_score"], errors="ignore")
 columns = {"path": st.column_config.TextColumn("file", width="medium"),
            "predicted": st.column_config.TextColumn("predicted class", width="medium"),
            "reason": st.column_config.TextColumn("why no prediction", width="large"),
            "in_distribution": st.column_config.TextColumn("in distribution", width="small"),
            "ood_reason": st.column_config.TextColumn("why out of distribution", width="large"),
-           "reading": st.column_config.TextColumn("reading", width="large")}
+           "reading": st.column_config.TextColumn("reading", width="large"),
+           "top_leads": st.column_config.TextColumn("top leads", width="medium"),
+           "layout": st.column_config.TextColumn("layout", width="small")}
+columns.update({c: st.column_config.TextColumn(c, width="medium") for c in view.columns if c.startswith("top[")})
 columns.update({c: st.column_config.NumberColumn(c.removeprefix("prob_"), format="%.2f", width="small")
                 for c in view.columns if c.startswith("prob_")})
 st.dataframe(view, hide_index=True, width="stretch", column_config=columns)

@@ -87,7 +87,7 @@ def test_default_run_prefers_the_shipped_run_then_falls_back(tmp_path):
     fake_run(models, "running", status="failed", created="2026-05-01T00:00:00")
     assert registry.default_run(models).run_id == "newest"  # first usable run in list_runs order
     fake_run(models, registry.DEFAULT_RUN_ID, created="2025-01-01T00:00:00")
-    assert registry.DEFAULT_RUN_ID == "cardiac4-mendeley-measure-lgbm"  # issue 15: the measurement model
+    assert registry.DEFAULT_RUN_ID == "cardiac4-mendeley-ensemble"  # issue 15: measurement model + per-lead CNN
     assert registry.default_run(models).run_id == registry.DEFAULT_RUN_ID  # preferred, although the oldest
     assert registry.default_run(models, preferred="old").run_id == "old"
     assert registry.default_run(models, preferred="broken").run_id == "newest"  # preferred but unusable

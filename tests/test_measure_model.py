@@ -330,7 +330,7 @@ def test_default_prefers_the_measurement_run_then_the_cnn(measure_run, tmp_path)
     assert registry.default_run(models).run_id == registry.DEFAULT_RUN_ID  # the oldest, but preferred
     shutil.rmtree(models / registry.DEFAULT_RUN_ID)
     _time.sleep(0.01)
-    assert registry.default_run(models).run_id == registry.FALLBACK_RUN_IDS[0]  # then the CNN run, before "newer"
+    assert registry.default_run(models).run_id == registry.FALLBACK_RUN_IDS[0]  # the first fallback, before "newer"
     assert registry.default_run(models, preferred="missing").run_id == "newer"
 
 

@@ -81,3 +81,71 @@ def test_compare_shows_the_ensemble_out_of_fold_beside_its_members(setup, monkey
     assert set(at.multiselect(key="compare_runs").value) == {RUN_ID, *MEMBERS}
     charts = " ".join(str(el.proto) for el in at.get("plotly_chart"))
     assert "Metrics by model (out-of-fold)" in charts and RUN_ID in charts
+
+
+def _batch_page(models: Path, folder: Path, tmp_path: Path, monkeypatch) -> AppTest:
+    monkeypatch.setenv("ECG_INSIGHT_MODELS", str(models))
+    monkeypatch.setenv("ECG_INSIGHT_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("ECG_INSIGHT_DATA_ROOTS", str(folder))
+    st.cache_data.clear()
+    return AppTest.from_file(str(REPO / "pages" / "explain_batch.py"), default_timeout=TIMEOUT)
+
+
+def test_batch_page_defaults_to_the_ensemble_and_matches_predict(setup, monkeypatch, tmp_path) -> None:
+    """The Batch page opens on the shipped default (the ensemble) and its table is what ``predict`` computes:
+    the same classes and probabilities as ``predict_files_ensemble``, one ``top[member]`` column per member."""
+    from ecg_core.ml import registry
+    from ecg_core.reports.ensemble import load_ensemble, predict_files_ensemble
+
+    models, reports = setup
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for name, data, _ in reports:
+        (folder / name).write_bytes(data)
+    (folder / "not_an_image.png").write_bytes(b"not an image")
+    at = _batch_page(models, folder, tmp_path, monkeypatch).run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key="explain_run").value == registry.DEFAULT_RUN_ID == RUN_ID
+    at.text_input(key="explain_batch_dir").set_value(str(folder)).run()
+    at.button(key="explain_batch_run").click().run()
+    assert not at.exception, at.exception
+    shown = at.dataframe[0].value.set_index("path")
+    files = sorted(folder.iterdir())
+    want = predict_files_ensemble(load_ensemble(registry.read_run(models / RUN_ID)), files, root=folder)
+    want = want.set_index("path")
+    assert set(shown.index) == set(want.index) == {p.name for p in files}
+    for name, _, expected in reports:
+        assert shown.loc[name, "predicted"] == want.loc[name, "predicted"] == expected
+        for c in [c for c in want.columns if c.startswith("prob_")]:
+            assert shown.loc[name, c] == pytest.approx(want.loc[name, c], abs=1e-6)
+        for m in MEMBERS:
+            assert shown.loc[name, f"top[{m}]"] != ""
+    assert shown.loc["not_an_image.png", "predicted"] == "" and shown.loc["not_an_image.png", "reason"]
+    assert any("Every member of the ensemble predicts" in c.value for c in at.caption)
+
+
+def test_batch_page_runs_a_per_lead_cnn(setup, monkeypatch, tmp_path) -> None:
+    """A per-lead CNN run on the Batch page: its own predictions (``predict_files_perlead``) with the top leads."""
+    from ecg_core.ml import registry
+    from ecg_core.reports.perlead_predict import predict_files_perlead
+
+    models, reports = setup
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    for name, data, _ in reports:
+        (folder / name).write_bytes(data)
+    at = _batch_page(models, folder, tmp_path, monkeypatch)
+    at.session_state["explain_run"] = MEMBERS[1]
+    at.run()
+    assert not at.exception, at.exception
+    at.text_input(key="explain_batch_dir").set_value(str(folder)).run()
+    at.button(key="explain_batch_run").click().run()
+    assert not at.exception, at.exception
+    shown = at.dataframe[0].value.set_index("path")
+    run = registry.read_run(models / MEMBERS[1])
+    want = predict_files_perlead(registry.load_model(run), sorted(folder.iterdir()), class_names=run.class_names,
+                                 root=folder).set_index("path")
+    for name, _, _ in reports:
+        assert shown.loc[name, "predicted"] == want.loc[name, "predicted"] != ""
+        assert shown.loc[name, "top_leads"] == want.loc[name, "top_leads"] != ""
+    assert any("not assessed for a per-lead CNN" in i.value for i in at.info)

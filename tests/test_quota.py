@@ -167,7 +167,8 @@ def test_batch_zip_beyond_the_quota_is_refused(home, monkeypatch):
     from app_ui import cache, widgets
 
     monkeypatch.setattr(widgets, "pick_report_model", lambda *a, **k: SimpleNamespace(
-        key="m", explainer=None, run=SimpleNamespace(is_measurement=False), cfg=None, run_id="m"))
+        key="m", explainer=None, cfg=None, run_id="m",
+        run=SimpleNamespace(is_measurement=False, meta={}, input_kind="report_image")))
     asked = []
     monkeypatch.setattr(cache, "batch_predictions", lambda key, folder, *a, **k: asked.append(folder))
     monkeypatch.setattr(cache, "ood_profile", lambda run: (None, ""), raising=False)

@@ -239,7 +239,8 @@ def batch_page(monkeypatch):
 
     asked: list[str] = []
     monkeypatch.setattr(widgets, "pick_report_model", lambda *a, **k: SimpleNamespace(
-        key="m", explainer=None, run=SimpleNamespace(is_measurement=False), cfg=None, run_id="m"))
+        key="m", explainer=None, cfg=None, run_id="m",
+        run=SimpleNamespace(is_measurement=False, meta={}, input_kind="report_image")))
     monkeypatch.setattr(cache, "batch_predictions", lambda key, folder, *a, **k: asked.append(folder) or _table())
     monkeypatch.setattr(cache, "ood_profile", lambda run: (None, ""), raising=False)
     return asked
