@@ -79,6 +79,15 @@ with st.expander("New training job", expanded=not any(r.status == "running" for 
                               help="transfer models only; without internet they fall back to random init (said "
                                    "in run.json)")
     unfreeze = st.slider("unfreeze top N layers of a pretrained base", 0, 100, 0, key="train_unfreeze")
+    init_from = None
+    if "perlead_cnn" in chosen:  # synthetic pretraining: start from a finished per-lead run (e.g. on synthetic data)
+        perlead_runs = {r.run_id: r for r in registry.list_runs(models_dir, input_kind="report_panels")
+                        if r.usable and r.meta.get("arch") == "perlead_cnn"}
+        init_id = st.selectbox("Per-lead CNN: initial weights", ["(random initialisation)", *perlead_runs],
+                               key="train_perlead_init",
+                               help="the weights of a finished per-lead CNN run of the same classes, e.g. one "
+                                    "trained on synthetic reports (synthetic pretraining, then fine-tuning here)")
+        init_from = perlead_runs.get(init_id)
     no_pre = pre_source == "preprocess_page" and page_pre is None
     start = auth.require_role(auth.EDITOR, "Starting a training job") and st.button(
         "Start training", type="primary", key="train_start", disabled=not (chosen and data_dir) or no_pre)
@@ -101,6 +110,8 @@ with st.expander("New training job", expanded=not any(r.status == "running" for 
                     "batch_size": batch, "lr": lr, "augment": aug, "balance": balance, "seed": int(seed),
                     "kfold": int(kfold), "patience": int(patience), "pretrained": pretrained,
                     "unfreeze": int(unfreeze)}
+            if arch == "perlead_cnn" and init_from is not None:
+                opts["init_weights"] = str(init_from.path / registry.MODEL_FILE)
             runs.append({"run_id": run_id, "args": jobs.train_args(run_id, models_dir, data_dir, arch, options=opts)})
             time.sleep(0.01)
         with common.guard("Starting the training job"):
@@ -111,6 +122,38 @@ with st.expander("New training job", expanded=not any(r.status == "running" for 
         if len(busy) >= limit:
             st.info(f"{len(busy)} training job(s) already run on this server (at most {limit} at a time, "
                     "ECG_INSIGHT_MAX_JOBS): these wait in the queue and start when one ends.")
+
+
+# ----------------------------------------------------------------------------------------------------- ensembles
+with st.expander("New ensemble of finished runs"):
+    from ecg_core.reports import ensemble as ens_lib
+
+    eligible = {r.run_id: r for r in registry.list_runs(models_dir) if r.usable
+                and r.input_kind in ("report_image", "report_panels")
+                and r.meta.get("model_kind") != registry.ENSEMBLE_KIND and (r.path / ens_lib.OOF_FILE).is_file()}
+    st.caption("Averages the class probabilities of finished runs with equal weights (fixed beforehand) and fits one "
+               "temperature on the averaged **out-of-fold** predictions of their repeated group CV (the runs' "
+               f"`{ens_lib.OOF_FILE}`: measurement models write one; the folds of the members must agree). Takes a "
+               "few seconds; the new run appears on Compare and Explain.")
+    if len(eligible) < 2:
+        st.info(f"Needs two finished runs with out-of-fold predictions; {len(eligible)} here "
+                f"({', '.join(eligible) or 'none'}).")
+    else:
+        members = st.multiselect("Members", list(eligible), key="train_ens_members")
+        ens_name = st.text_input("Run id of the ensemble", registry.new_run_id("ensemble"), key="train_ens_name")
+        build = auth.require_role(auth.EDITOR, "Building an ensemble") and st.button(
+            "Build the ensemble", key="train_ens_build", disabled=len(members) < 2 or not ens_name.strip())
+        if build:
+            auth.ensure_role(auth.EDITOR, "Building an ensemble")
+            with common.guard("Building the ensemble"):
+                common.check_models_quota()
+                if (models_dir / ens_name.strip()).exists():
+                    raise EcgCoreError(f"a run named {ens_name.strip()!r} exists already: choose another id")
+                with st.spinner("Averaging the members' out-of-fold predictions..."):
+                    out = ens_lib.build_ensemble(models_dir, ens_name.strip(), members)
+            made = registry.read_run(out).meta.get("metrics") or {}
+            st.success(f"Built {out.name}: out-of-fold macro-F1 {made.get('macro_f1', float('nan')):.3f}, MI recall "
+                       f"{made.get('mi_recall', float('nan')):.3f} (see its model card on Compare).")
 
 
 # -------------------------------------------------------------------------------------------------- live jobs

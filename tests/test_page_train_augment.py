@@ -322,3 +322,75 @@ def test_augment_page_does_not_claim_the_job_uses_its_sliders(small_set, tmp_pat
     text = " ".join(c.value for c in at.caption)
     assert "exactly these presets" not in text
     assert "chosen on the Train page" in text and "not these sliders" in text
+
+
+SHIPPED = REPO / "models"
+MEMBERS = ("cardiac4-mendeley-measure-lgbm", "cardiac4-mendeley-perlead-pre")
+needs_members = pytest.mark.skipif(not all((SHIPPED / r / "run.json").is_file() for r in MEMBERS),
+                                   reason="the shipped measurement and per-lead runs are absent")
+
+
+def _copy_runs(models: Path, ids) -> None:
+    import shutil
+
+    for r in ids:
+        shutil.copytree(SHIPPED / r, models / r, ignore=shutil.ignore_patterns("tensorboard"))
+
+
+@needs_members
+def test_train_page_starts_a_per_lead_job_from_a_runs_weights(small_set, tmp_path, monkeypatch):
+    """Issue 15: the per-lead CNN with synthetic pretraining is trained from the Train page too: the job gets the
+    chosen run's model file as ``--init-weights``, and those weights load into a fresh per-lead CNN."""
+    import numpy as np
+
+    from ecg_core.cli.app import build_parser
+    from ecg_core.ml.zoo import build_model
+
+    models = tmp_path / "m"
+    _copy_runs(models, MEMBERS[1:])
+    started = []
+    monkeypatch.setattr(jobs, "start_queue", lambda models_dir, qid, runs: started.append(runs))
+    at = _page("train.py", small_set, models, monkeypatch)
+    at.session_state["train_archs"] = ["perlead_cnn"]
+    at.run()
+    assert not at.exception, at.exception
+    box = at.selectbox(key="train_perlead_init")
+    assert box.options == ["(random initialisation)", MEMBERS[1]]
+    at.button(key="train_start").click().run()
+    assert "--init-weights" not in started[0][0]["args"]  # random initialisation unless chosen
+    box.set_value(MEMBERS[1]).run()
+    at.button(key="train_start").click().run()
+    assert not at.exception, at.exception
+    args = build_parser().parse_args(started[1][0]["args"])
+    assert args.arch == "perlead_cnn" and Path(args.init_weights) == models / MEMBERS[1] / registry.MODEL_FILE
+    source = registry.load_model(registry.read_run(models / MEMBERS[1]))
+    fresh = build_model("perlead_cnn", input_shape=tuple(source.input_shape[1:]), n_classes=4).model
+    assert not all(np.array_equal(a, b) for a, b in zip(fresh.get_weights(), source.get_weights()))
+    fresh.load_weights(args.init_weights)  # what train_perlead does with --init-weights
+    assert all(np.array_equal(a, b) for a, b in zip(fresh.get_weights(), source.get_weights()))
+
+
+@needs_members
+def test_train_page_builds_an_ensemble_of_finished_runs(small_set, tmp_path, monkeypatch):
+    """Issue 15: the ensemble candidate is built from the Train page: the same run as ``python -m ecg_core
+    ensemble`` (the shipped ensemble's out-of-fold figures for the same members); an existing id is refused."""
+    import json
+
+    models = tmp_path / "m"
+    _copy_runs(models, MEMBERS)
+    at = _page("train.py", small_set, models, monkeypatch).run()
+    assert not at.exception, at.exception
+    assert set(at.multiselect(key="train_ens_members").options) == set(MEMBERS)
+    at.multiselect(key="train_ens_members").set_value(list(MEMBERS))
+    at.text_input(key="train_ens_name").set_value("my-ensemble").run()
+    at.button(key="train_ens_build").click().run()
+    assert not at.exception, at.exception
+    made = registry.read_run(models / "my-ensemble")
+    assert made.usable and made.meta["model_kind"] == registry.ENSEMBLE_KIND
+    assert [m["run_id"] for m in made.meta["members"]] == list(MEMBERS)
+    shipped = json.loads((SHIPPED / "cardiac4-mendeley-ensemble" / "run.json").read_text())
+    assert made.meta["metrics"]["macro_f1"] == pytest.approx(shipped["metrics"]["macro_f1"], abs=1e-9)
+    assert made.meta["temperature"] == pytest.approx(shipped["temperature"], abs=1e-9)
+    assert any("Built my-ensemble: out-of-fold macro-F1" in s.value for s in at.success)
+    at.button(key="train_ens_build").click().run()  # the same id again
+    assert any("exists already" in e.value for e in at.error)
