@@ -141,3 +141,19 @@ def test_predict_two_synthetic_reports(tmp_path, monkeypatch) -> None:
         assert ok[f"top[{m}]"].isin(names).all()
     assert set(ok["in_distribution"]) <= {"true", "false"} and (ok["ood_reason"] != "").all()
     assert df.loc["notes.png", "predicted"] == "" and df.loc["notes.png", "reason"].startswith("unreadable")
+    # `predict default` runs the app's default, this ensemble: the same table
+    out2 = tmp_path / "default.csv"
+    assert main(["predict", "default", str(two), "--out", str(out2), "--models", str(REPO / "models")]) == 0
+    pd.testing.assert_frame_equal(pd.read_csv(out2, keep_default_na=False).set_index("path"), df)
+
+
+def test_default_alias_names_the_default_run_unless_a_run_is_called_so(tmp_path) -> None:
+    from ecg_core.ml import registry
+
+    assert registry.resolve_run("default", models_dir=REPO / "models").run_id == registry.DEFAULT_RUN_ID == RUN_ID
+    with pytest.raises(registry.RunNotFoundError, match="not found"):
+        registry.resolve_run("default", models_dir=tmp_path)  # no runs: no default
+    shutil.copytree(REPO / "models" / MEMBERS[0], tmp_path / "default")
+    meta = json.loads((tmp_path / "default" / "run.json").read_text())
+    (tmp_path / "default" / "run.json").write_text(json.dumps({**meta, "run_id": "default"}))
+    assert registry.resolve_run("default", models_dir=tmp_path).path == tmp_path / "default"  # a run so named wins

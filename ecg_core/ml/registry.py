@@ -275,6 +275,8 @@ def list_runs(models_dir: str | Path, *, input_kind: str | None = None) -> list[
 # the CNN run is the default
 DEFAULT_RUN_ID = "cardiac4-mendeley-ensemble"
 FALLBACK_RUN_IDS: tuple[str, ...] = ("cardiac4-mendeley-measure-lgbm", "cardiac4-mendeley-custom_cnn")
+#: the run name that means "the default run" on the command line (``python -m ecg_core predict default DIR``)
+DEFAULT_ALIAS = "default"
 
 
 def default_run(models_dir: str | Path, *, preferred: str = DEFAULT_RUN_ID) -> RunInfo | None:
@@ -497,8 +499,9 @@ class RunNotFoundError(ModelLoadError, ConfigError):
 
 def resolve_run(run: str | os.PathLike[str] | RunInfo, *, models_dir: str | os.PathLike[str] | None = None,
                 usable: bool = False) -> RunInfo:
-    """A run given as :class:`RunInfo`, a run folder path (holding ``run.json``), or a run id in ``models_dir``
-    (default :func:`ecg_core.core.paths.models_dir`).
+    """A run given as :class:`RunInfo`, a run folder path (holding ``run.json``), a run id in ``models_dir``
+    (default :func:`ecg_core.core.paths.models_dir`), or ``'default'`` (:data:`DEFAULT_ALIAS`: the app's default,
+    :func:`default_run`, unless a run is named so).
 
     Raises :class:`RunNotFoundError` naming the known runs (with ``usable``: the available ones, with a usable model)
     when nothing matches; with ``usable``, :class:`ModelLoadError` when the run has no usable model.
@@ -515,6 +518,8 @@ def resolve_run(run: str | os.PathLike[str] | RunInfo, *, models_dir: str | os.P
             info = read_run(p)
         elif text and "/" not in text and os.sep not in text and (root / text).is_dir():
             info = read_run(root / text)
+        elif text == DEFAULT_ALIAS and (chosen := default_run(root)) is not None:
+            info = chosen  # the app's default model (the CLI's `predict default DIR`)
         else:
             known = [r.run_id for r in list_runs(root) if r.usable or not usable]
             listed = f"{', '.join(known[:10])}{' ...' if len(known) > 10 else ''}" if known else \
