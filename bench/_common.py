@@ -107,14 +107,15 @@ def cannot_run(bench: str, why: str) -> int:
 def bench_run(ref: str | None, *, keras: bool = False) -> Any:
     """The run a bench measures: ``ref`` (an id or a folder), else the app's default model; None when there is none.
     ``keras``: the bench times a Keras model (a forward pass, Grad-CAM): without ``ref``, the default among the
-    Keras runs when the app's default is a measurement model (no network to explain)."""
+    whole-page Keras runs when the app's default is not one (a measurement model or an ensemble)."""
     from ecg_core.core import paths
     from ecg_core.ml import registry
 
     if ref is None:
         runs = registry.list_runs(paths.models_dir())
-        if keras:
-            runs = [r for r in runs if not r.is_measurement]
+        if keras:  # a whole-page Keras CNN: not a measurement model, an ensemble or a per-lead CNN
+            runs = [r for r in runs if not r.is_measurement and r.meta.get("model_kind") != registry.ENSEMBLE_KIND
+                    and r.input_kind == "report_image"]
         default = registry.choose_default(runs)
         if default is None:
             return None

@@ -79,13 +79,13 @@ def _verdicts(run, profile, files, root):
     """The ``predict`` table's OOD columns for ``files``: a Keras run through ``predict_files`` (descriptor and
     feature space, the prediction's own forward pass); a measurement run through the descriptor part that its
     ``predict`` adds (``ood_build.add_ood_columns``), here without the reading itself (the verdict does not
-    depend on it)."""
+    depend on it); an ensemble the same (its ``predict`` adds those columns with its own profile)."""
     import pandas as pd
 
     from ecg_core.ml import registry
     from ecg_core.reports import batch, ood_build
 
-    if run.is_measurement:
+    if run.is_measurement or run.meta.get("model_kind") == registry.ENSEMBLE_KIND:  # predict: descriptor only
         df = pd.DataFrame({"path": [str(Path(f).relative_to(root)) for f in files], "predicted": "-"})
         return ood_build.add_ood_columns(df, list(files), profile)
     cfg = registry.preprocess_config_of(run)
