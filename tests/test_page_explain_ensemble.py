@@ -149,3 +149,44 @@ def test_batch_page_runs_a_per_lead_cnn(setup, monkeypatch, tmp_path) -> None:
         assert shown.loc[name, "predicted"] == want.loc[name, "predicted"] != ""
         assert shown.loc[name, "top_leads"] == want.loc[name, "top_leads"] != ""
     assert any("not assessed for a per-lead CNN" in i.value for i in at.info)
+
+
+def test_ensemble_pdf_report_carries_its_verdict_members_heatmap_and_reading(setup, monkeypatch, tmp_path) -> None:
+    """The default model's Explain view offers a PDF: the ensemble's calibrated probabilities (those on the screen),
+    which members spoke, the per-lead member's Grad-CAM of the top class with its attention per lead box, and the
+    measurement member's reading; a second upload makes its own PDF."""
+    from ecg_core.reports import pdf as report
+
+    models, reports = setup
+    contents: list = []
+    real_build = report.build_report
+
+    def recording(content):
+        contents.append(content)
+        return real_build(content)
+
+    monkeypatch.setattr(report, "build_report", recording)
+    monkeypatch.setenv("ECG_INSIGHT_MODELS", str(models))
+    monkeypatch.setenv("ECG_INSIGHT_HOME", str(tmp_path / "home"))
+    st.cache_data.clear()
+    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
+    at.session_state["explain_source"] = "Upload"
+    at.session_state["explain_run"] = RUN_ID
+    at.run()
+    for i, (name, data, expected) in enumerate(reports):
+        at.file_uploader(key="explain_upload").set_value((name, data, "image/png")).run()
+        at.toggle(key="explain_ensemble_pdf_on").set_value(True).run()
+        assert not at.exception, at.exception
+        assert "explain_ensemble_pdf" in [b.key for b in at.get("download_button")]
+        c = contents[-1]
+        assert len(contents) == i + 1 and c.image_name == name
+        assert c.class_names[int(np.argmax(c.probs))] == c.explained_class == expected
+        shown = [m.value for m in at.markdown if m.value.startswith("**Model output:**")][0]
+        assert f"({max(c.probs):.0%})" in shown  # the probabilities on the screen
+        assert all(any(m in n for n in c.notes) for m in MEMBERS)
+        assert MEMBERS[1] in c.method_title and not np.array_equal(c.overlay, c.image)
+        assert c.lead_table is not None and len(c.lead_table) == 13 and c.measurement_tables is not None
+        card = dict(report.model_card_lines(c.run_meta))
+        assert card["members"].startswith(MEMBERS[0]) and "test macro-F1" not in card  # CV figures, no test split
+        assert card["cross-validated macro-F1"] == f"{c.run_meta['metrics']['macro_f1']:.3f}"
+        assert real_build(c).startswith(b"%PDF")

@@ -113,6 +113,13 @@ def model_card_lines(meta: Mapping[str, Any]) -> list[tuple[str, str]]:
         ("test images", f"{m.get('n', '?')} files, {m.get('n_distinct', '?')} distinct" if m else "no test split"),
         ("created", str(meta.get("created", "?"))),
     ]
+    if m.get("split") == "oof":  # figures of a repeated group CV (an ensemble), not of a test split
+        rows[-4:-1] = [("cross-validated macro-F1", fmt_value_ci(m.get("macro_f1"), m.get("macro_f1_ci"))),
+                       ("cross-validated acute-MI recall", fmt_value_ci(m.get("mi_recall"), None)),
+                       ("out-of-fold rows", str(m.get("n", "?")))]
+    if meta.get("members"):
+        rows.insert(2, ("members", ", ".join(f"{x.get('run_id')} (weight {x.get('weight')})"
+                                             for x in meta["members"])))
     return rows
 
 
