@@ -228,7 +228,8 @@ def main() -> int:
         other = registry.resolve_run(args.also, usable=True)
         runs.append(other)
         emit(BENCH, also=other.run_id, **_evaluate(other, dev, rendered, cache))
-    keras_run = next((r for r in runs if not r.is_measurement), None)
+    keras_run = next((r for r in runs if not r.is_measurement and r.meta.get("model_kind") != registry.ENSEMBLE_KIND),
+                     None)
     if keras_run is not None:
         _cost(keras_run, batch.list_batch_files(dev))
     ratio = min((res["in_rate"] or 0.0) / 0.98, (res["out_rate_6x2"] or 0.0) / 0.90,

@@ -38,7 +38,8 @@ LIMITATIONS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class ReportContent:
-    """Everything the PDF shows (images uint8 RGB; ``lead_table`` from :func:`ecg_core.reports.leads.lead_attention`)."""
+    """Everything the PDF shows (images uint8 RGB; ``lead_table`` from
+    :func:`ecg_core.reports.leads.lead_attention`)."""
 
     image: np.ndarray
     overlay: np.ndarray
