@@ -124,6 +124,7 @@ class Warmup:
             self._update(phases=dict(phases))
 
         final: WarmupState | None = None
+        prefetch = ""
         try:
             import numpy as np
 
@@ -163,8 +164,10 @@ class Warmup:
                 lap("gradcam")
                 final = WarmupState("ready", run.run_id, round(self._elapsed(), 2),
                                     f"{run.run_id} loaded: {len(members)} members "
-                                    f"({', '.join(m.run_id for m in members)}), first prediction and Grad-CAM traced",
-                                    dict(phases))
+                                    f"({', '.join(m.run_id for m in members)}); the network's first prediction and "
+                                    "Grad-CAM traced", dict(phases))
+                if len(networks) < len(members):  # a measurement member reads the report with neurokit2: import it
+                    prefetch = "neurokit2"        # after "ready" (about 3 s here), before the first upload
                 return
             panels = run.input_kind == "report_panels"  # a per-lead CNN: the layer its own view explains
             explainer = cache.get(run, layer=run.meta.get("last_conv_layer") or None) if panels else cache.get(run)
@@ -190,6 +193,13 @@ class Warmup:
                 self._state = final or WarmupState("failed", self._state.run_id, round(self._elapsed(), 2),
                                                    "the warm-up stopped unexpectedly", dict(phases))
             self._done.set()
+            if prefetch:  # not part of "ready": only makes the first reading of a report quicker; harmless if it fails
+                import importlib
+
+                try:
+                    importlib.import_module(prefetch)
+                except Exception:  # noqa: BLE001 - the page imports it again and says what is wrong
+                    pass
 
 
 def _describe(e: BaseException) -> str:

@@ -199,6 +199,32 @@ def test_warmup_loads_a_real_model_into_the_shared_cache(tiny_models):
     assert cache.loads == 1
 
 
+ENSEMBLE_RUNS = ("cardiac4-mendeley-ensemble", "cardiac4-mendeley-measure-lgbm", "cardiac4-mendeley-perlead-pre")
+
+
+@pytest.mark.skipif(not all((REPO / "models" / r / "run.json").is_file() for r in ENSEMBLE_RUNS),
+                    reason="the shipped ensemble or its members are absent")
+def test_warmup_of_the_default_ensemble_loads_its_network_where_the_page_finds_it(tmp_path):
+    """Issue 15: the default is the ensemble; the warm-up loads its per-lead member into the shared cache under the
+    key the page asks for (``app_ui.cache.perlead_model``: the run's last conv layer), so the page loads nothing."""
+    import shutil
+
+    from ecg_core.xai.explainer import ExplainerCache
+
+    models = tmp_path / "models"
+    for r in ENSEMBLE_RUNS:
+        shutil.copytree(REPO / "models" / r, models / r, ignore=shutil.ignore_patterns("tensorboard"))
+    cache = ExplainerCache(max_entries=2)
+    s = Warmup(lambda: cache, models, enabled=True).start().wait(180)
+    assert s.status == "ready", s
+    assert s.run_id == registry.DEFAULT_RUN_ID == ENSEMBLE_RUNS[0] and all(r in s.message for r in ENSEMBLE_RUNS[1:])
+    assert set(s.phases) == {"find", "load", "predict", "gradcam"}
+    assert cache.loads == 1 and len(cache) == 1  # the network only: the measurement member needs no Keras
+    member = registry.read_run(models / ENSEMBLE_RUNS[2])
+    cache.get(member, layer=member.meta["last_conv_layer"])  # what the page's perlead_model asks for: a hit
+    assert cache.loads == 1
+
+
 def test_warmup_of_a_damaged_model_fails_with_a_message(tiny_models):
     from ecg_core.xai.explainer import ExplainerCache
 
