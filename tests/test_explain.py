@@ -388,3 +388,100 @@ def test_localisation_items_under_a_hidden_parent_folder(trained_run, tmp_path) 
     shutil.copy(next(data.glob("history_of_mi/*.json")), root / ".trash")
     items = localisation.localisation_items(root)
     assert len(items) == 4 and all(".trash" not in str(p) for p, _ in items)
+
+
+# ------------------------------------------------------------------------------ per-lead runs (explain-eval)
+@pytest.fixture(scope="module")
+def perlead_run(tmp_path_factory) -> Path:
+    """An untrained per-lead CNN saved as a completed run (``arch`` ``perlead_cnn``): the scoring, not the model,
+    is under test."""
+    from ecg_core.reports.perlead import mosaic_shape
+
+    shape = mosaic_shape()
+    built = zoo.build_model("perlead_cnn", input_shape=shape, n_classes=4, seed=0)
+    names = ["Myocardial Infarction", "Abnormal Heartbeat", "Normal", "History of MI"]
+    path = registry.create_run(tmp_path_factory.mktemp("perlead_models"), "pl", {
+        "arch": "perlead_cnn", "preset": "cardiac-4", "class_names": names, "input_shape": list(shape),
+        "input_kind": "report_panels"})
+    registry.save_model_atomic(built.model, path / registry.MODEL_FILE)
+    registry.update_run(path, status="completed", last_conv_layer=built.last_conv_layer)
+    return path
+
+
+def _perlead_eval(run_dir: Path, items):
+    e = explainer.ExplainerCache(max_entries=1).get(registry.resolve_run(run_dir))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return e, localisation.evaluate_localisation(e, None, items, method="gradcam", perlead=True)
+
+
+def test_perlead_localisation_scores_the_panel_map_in_report_pixels(perlead_run, trained_run) -> None:
+    from ecg_core.imaging.loader import load_image
+    from ecg_core.reports.perlead_predict import explain_report
+
+    _, data = trained_run
+    items = localisation.localisation_items(data, limit=6)
+    e, df = _perlead_eval(perlead_run, items)
+    assert e.layer == "block3_relu" and (df["error"] == "").all(), df["error"].tolist()
+    for i in (0, 3):
+        path, sc = items[i]
+        rgb = load_image(path).rgb
+        cls = e.class_names.index(sc["class_name"])
+        hm = explain_report(e.model, rgb, sidecar=sc, class_index=cls, explainer=e).heatmap
+        assert hm.shape == rgb.shape[:2]
+        union = np.zeros(hm.shape, bool)
+        for x0, y0, x1, y1 in sc["boxes"].values():
+            union[y0:y1, x0:x1] = True
+        assert hm.max() > 0 and not hm[~union].any()  # the map lives in the lead boxes only
+        leads_ = list(sc["pathology_leads"])
+        assert bool(df.loc[i, "pointing_hit"]) == localisation.pointing_game(hm, sc["boxes"], leads_)
+        assert df.loc[i, "max_lead"] == localisation.max_lead(hm, sc["boxes"]) != ""
+        assert df.loc[i, "explained"] == sc["class_name"]
+        # chance = the pathology boxes' share of the lead-box union, higher than their share of the whole page
+        patho = np.zeros(hm.shape, bool)
+        for lead in leads_:
+            x0, y0, x1, y1 = sc["boxes"][lead]
+            patho[y0:y1, x0:x1] = True
+        assert df.loc[i, "pointing_chance"] == pytest.approx(patho.sum() / union.sum())
+        assert df.loc[i, "pointing_chance"] > patho.mean()
+        assert df.loc[i, "lead_mass"] == pytest.approx(hm[patho].sum() / hm.sum(), rel=1e-5)
+
+
+def test_perlead_pointing_game_hits_the_box_of_the_maximum_and_misses_the_others(perlead_run, trained_run) -> None:
+    """The same reports scored with the pathology leads forced onto the lead that holds each map's maximum (every
+    map must hit), then onto every lead whose box does not hold it (every map must miss; neighbouring synthetic
+    boxes share a 4 px border, so a maximum there lies in two boxes): the game can fail and can pass."""
+    from ecg_core.imaging.loader import load_image
+    from ecg_core.reports.perlead_predict import explain_report
+
+    _, data = trained_run
+    items = localisation.localisation_items(data, limit=6)
+    e, df = _perlead_eval(perlead_run, items)
+    at_max, others = [], []
+    for i, (p, sc) in enumerate(items):
+        hm = explain_report(e.model, load_image(p).rgb, sidecar=sc, class_index=e.class_names.index(sc["class_name"]),
+                            explainer=e).heatmap
+        y, x = np.unravel_index(int(np.argmax(hm)), hm.shape)
+        holding = {k for k, (x0, y0, x1, y1) in sc["boxes"].items() if x0 <= x < x1 and y0 <= y < y1}
+        assert df.loc[i, "max_lead"] in holding
+        at_max.append((p, {**sc, "pathology_leads": [df.loc[i, "max_lead"]]}))
+        others.append((p, {**sc, "pathology_leads": [k for k in sc["boxes"] if k not in holding]}))
+    _, hit = _perlead_eval(perlead_run, at_max)
+    _, miss = _perlead_eval(perlead_run, others)
+    assert hit["pointing_hit"].astype(bool).all() and hit["lead_mass"].gt(0).all()
+    assert not miss["pointing_hit"].astype(bool).any()
+    assert (hit["max_lead"] == df["max_lead"]).all()  # deterministic maps
+
+
+def test_explain_eval_cli_on_a_perlead_run(perlead_run, trained_run, tmp_path, capsys) -> None:
+    import pandas as pd
+
+    from ecg_core.cli import main
+
+    _, data = trained_run
+    csv = tmp_path / "per_image.csv"
+    assert main(["explain-eval", str(perlead_run), str(data), "--limit", "4", "--csv", str(csv)]) == 0
+    out = capsys.readouterr().out
+    assert "layer block3_relu" in out and "per-lead CNN" in out and "MI + history of MI" in out
+    per = pd.read_csv(csv, keep_default_na=False)
+    assert len(per) == 4 and (per["error"] == "").all() and per["max_lead"].ne("").all()

@@ -144,6 +144,8 @@ def test_tiny_training_job_writes_a_complete_run(tmp_path):
     phases = {json.loads(line)["phase"] for line in (run / "progress.jsonl").read_text().splitlines()}
     assert {"preprocess", "start", "epoch", "evaluate", "done"} <= phases
     assert registry.read_run(run).usable
+    card = (run / "MODEL_CARD.md").read_text()  # trained on synthetic reports: no Mendeley credit or limits
+    assert meta["data_source"] == "synthetic" and "Synthetic 12-lead reports" in card and "Mendeley" not in card
     # the mosaics were cached per file content: a second job reads them back
     assert any((tmp_path / "cache").rglob("*.npy"))
     # fine-tuning from given weights (the synthetic pretraining path): the second run starts from them

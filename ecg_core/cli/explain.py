@@ -174,20 +174,24 @@ def cmd_explain_eval(args: argparse.Namespace) -> int:
     run = registry.resolve_run(args.run, models_dir=args.models, usable=True)
     if run.is_measurement:
         return _predict_measure(run, args)
-    cfg = registry.preprocess_config_of(run)
+    from ecg_core.reports.perlead_predict import is_perlead_run
+
+    perlead = is_perlead_run(run.meta)  # reads the 13 lead panels of each report, not the whole page
+    cfg = None if perlead else registry.preprocess_config_of(run)
     items = localisation.localisation_items(args.folder, limit=args.limit)
     if not items:
         raise EcgCoreError(f"no images with synthetic ground truth (sidecar .json with pathology leads) in "
                            f"{args.folder!r}; generate some with `python -m ecg_core synth`")
     explainer = ExplainerCache(max_entries=1).get(run, layer=args.layer)
     per_image = localisation.evaluate_localisation(explainer, cfg, items, method=args.method, target=args.target,
-                                                   progress=progress("explaining"))
+                                                   progress=progress("explaining"), perlead=perlead)
     if args.csv:
         per_image.to_csv(args.csv, index=False)
     summary = localisation.summarise_localisation(per_image)
     errors = per_image[per_image["error"] != ""]
     print(f"run {run.run_id} · method {args.method} ({method_title(args.method)}) · layer {explainer.layer} "
-          f"· explained class: {args.target} · {len(per_image)} images")
+          f"· explained class: {args.target} · {len(per_image)} images"
+          + (" · per-lead CNN (chance and area: share of the 13 lead boxes)" if perlead else ""))
     print(f"{'group':<24} {'n':>4} {'pointing':>9} {'chance':>7} {'lead mass':>10} {'area':>6} {'ratio':>6} "
           f"{'acc':>5}")
     for _, r in summary.iterrows():
@@ -224,7 +228,8 @@ def cmd_ood_profile(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     """Add this group's commands to the top-level parser."""
     pr = sub.add_parser("predict", help="predict every file of a folder with a trained run (CSV, one row per file)")
-    pr.add_argument("run", help="run id (in the models folder) or run folder path")
+    pr.add_argument("run", help="run id (in the models folder), run folder path, or 'default' (the app's default "
+                    "model: cardiac4-mendeley-ensemble when shipped)")
     pr.add_argument("folder", help="folder of report images (searched recursively) or one image")
     pr.add_argument("--out", required=True, help="CSV to write (path, predicted, reason, prob_<class>..., "
                     "in_distribution, ood_reason)")

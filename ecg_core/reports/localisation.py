@@ -146,10 +146,39 @@ def localisation_items(folder: str | Path, *, limit: int | None = None) -> list[
     return items
 
 
+def _perlead_map(explainer: Explainer, rgb: np.ndarray, sc: Mapping[str, Any], method: str, class_index: int | None
+                 ) -> tuple[np.ndarray, np.ndarray, int, np.ndarray]:
+    """A per-lead CNN's (probabilities, explained class, map in report pixels, union of its 13 lead boxes) for one
+    report: :func:`ecg_core.reports.perlead_predict.explain_report` (Grad-CAM mapped from the panel mosaic back to
+    each lead's box, 0 outside them); other methods run on the same mosaic and map back the same way."""
+    from ecg_core.reports.perlead import cam_to_report
+    from ecg_core.reports.perlead_predict import explain_report
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ex = explain_report(explainer.model, rgb, sidecar=dict(sc), class_index=class_index,
+                            gradcam=method == "gradcam", explainer=explainer)
+        if ex.heatmap is not None:
+            hmo = ex.heatmap
+        else:
+            hmo = cam_to_report(explainer.explain(ex.mosaic.image[None], method=method, class_index=ex.class_index),
+                                ex.mosaic.layout)
+    region = _union_mask(hmo.shape, ex.mosaic.layout.boxes, ex.mosaic.layout.boxes)
+    return ex.probs, ex.class_index, np.asarray(hmo, np.float64), region
+
+
 def evaluate_localisation(explainer: Explainer, cfg: Any, items: Sequence[tuple[Path, Mapping[str, Any]]], *,
-                          method: str = "gradcam", target: str = "true", progress: ProgressFn | None = None
-                          ) -> pd.DataFrame:
+                          method: str = "gradcam", target: str = "true", progress: ProgressFn | None = None,
+                          perlead: bool = False) -> pd.DataFrame:
     """Pointing game and lead-mass score of every item (image path, sidecar) against its pathology leads.
+
+    ``perlead``: the explainer's model is a per-lead CNN (``arch`` ``perlead_cnn``,
+    :func:`ecg_core.reports.perlead_predict.is_perlead_run`; ``cfg`` is then unused): each report is cut into its
+    13 panels and the map comes back in report pixels, 0 outside the lead boxes
+    (:func:`ecg_core.reports.perlead_predict.explain_report`). Since such a map can only peak inside a lead box,
+    its ``pointing_chance`` / ``area_share`` are the pathology boxes' share of the **union of the 13 lead boxes**
+    (what a random point on a panel scores), not of the whole image or crop (which would make chance look lower).
+    Whole-page models keep the preprocessing crop as that region.
 
     ``target``: explain the true class (``'true'``, when the model knows it) or the predicted one
     (``'predicted'``). Columns: path, class_name, subtype, territory, pathology_leads, predicted, correct,
@@ -171,19 +200,27 @@ def evaluate_localisation(explainer: Explainer, cfg: Any, items: Sequence[tuple[
                                "pathology_leads": " ".join(sc.get("pathology_leads", [])), "error": ""}
         try:
             rgb = load_image(path).rgb
-            pre = preprocess(rgb, cfg, keep_steps=False)
-            probs = explainer.predict_proba(pre.final)
-            pred = int(np.argmax(probs))
             true = explainer.class_names.index(row["class_name"]) if row["class_name"] in explainer.class_names \
                 else None
-            cls = true if (target == "true" and true is not None) else pred
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                hm = explainer.explain(pre.final, method=method, class_index=cls)
-            hmo = heatmap_to_original(hm, pre.crop_box, pre.original_shape)
             boxes = sc["boxes"]
             leads = list(sc["pathology_leads"])
-            lm = lead_mass_score(hmo, boxes, leads, region=pre.crop_box)
+            if perlead:
+                probs, cls, hmo, region = _perlead_map(explainer, rgb, sc, method,
+                                                       true if target == "true" else None)
+                pred = int(np.argmax(probs))
+                lm = lead_mass_score(hmo, boxes, leads)  # all the map's mass lies inside the lead boxes
+                lm = LeadMassScore(lm.mass_fraction, float((_union_mask(hmo.shape, boxes, leads) & region).sum())
+                                   / max(float(region.sum()), 1.0))
+            else:
+                pre = preprocess(rgb, cfg, keep_steps=False)
+                probs = explainer.predict_proba(pre.final)
+                pred = int(np.argmax(probs))
+                cls = true if (target == "true" and true is not None) else pred
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    hm = explainer.explain(pre.final, method=method, class_index=cls)
+                hmo = heatmap_to_original(hm, pre.crop_box, pre.original_shape)
+                lm = lead_mass_score(hmo, boxes, leads, region=pre.crop_box)
             row.update(predicted=explainer.class_names[pred], correct=(true == pred) if true is not None else None,
                        explained=explainer.class_names[cls], pointing_hit=pointing_game(hmo, boxes, leads),
                        pointing_chance=lm.area_fraction, lead_mass=lm.mass_fraction, area_share=lm.area_fraction,

@@ -246,6 +246,7 @@ def write_card(run_dir: str | Path) -> Path:
     run = registry.read_run(run_dir)
     m = run.meta
     tr = m.get("train", {})
+    synthetic = m.get("data_source") == "synthetic"
     lines = [f"# Model card — {run.run_id}", "", DISCLAIMER, "", "## Model", "",
              ("- kind: per-lead CNN (`perlead_cnn`): one shared-weight conv encoder over the 12 lead panels and the "
               "rhythm strip, cut from the detected layout into a 13-slot mosaic (ecg_core.reports.perlead); "
@@ -258,7 +259,7 @@ def write_card(run_dir: str | Path) -> Path:
              *([f"- pretraining: {json.dumps(m['pretraining'])}"] if m.get("pretraining") else []),
              "- files: model.keras (loads with safe_mode=True); no pickle", "", "## Data", "",
              (f"- `{Path(str(m.get('data_dir', ''))).name}`, fingerprint `{m.get('data_fingerprint')}`, "
-              f"source {m.get('data_source')}"), f"- credit: {CREDITS['mendeley']}",
+              f"source {m.get('data_source')}"), f"- credit: {CREDITS['synthetic' if synthetic else 'mendeley']}",
              f"- split by duplicate group, one file per group: {(m.get('split') or {}).get('counts')}", "",
              "## Results", ""]
     ev = Path(run_dir) / "eval.json"
@@ -272,10 +273,13 @@ def write_card(run_dir: str | Path) -> Path:
             lines.append(f"| {r.get('candidate')} | {fmt_num(r.get('macro_f1'))} ({r.get('macro_f1_ci')}) | "
                          f"{fmt_num(r.get('mi_recall'))} ({r.get('mi_recall_ci')}) | {fmt_num(r.get('fold_seconds'), 0)} |")
         lines.append("")
+    data_limits = (["- Trained and tested on synthetic reports only (ecg_core.reports.synth): it exists to check "
+                    "explanations against known pathology leads and for demos, not to read real ECGs."] if synthetic
+                   else ["- 21 distinct acute-MI reports in mendeley-dev: wide intervals.",
+                         "- Classes follow the dataset's folder labels, which are not verified diagnoses."])
     lines += ["## Limitations", "",
-              ("- The panels come from the detected 3x4 + rhythm layout; other layouts fall back to a template and "
-               "the panels may be misplaced."), "- 21 distinct acute-MI reports in mendeley-dev: wide intervals.",
-              "- Classes follow the dataset's folder labels, which are not verified diagnoses.",
+              ("- The panels come from the detected 3x4 + rhythm layout (a synthetic report's own lead boxes); other "
+               "layouts fall back to a template and the panels may be misplaced."), *data_limits,
               "- A small held-out split flatters a model: prefer the repeated group CV figures where they are given."]
     path = Path(run_dir) / "MODEL_CARD.md"
     atomic_write_text(path, "\n".join(lines) + "\n")
