@@ -63,6 +63,15 @@ def render(run: Any, bundle: tuple[Any, Any], data: bytes, fhash: str, name: str
         st.image(overlay(rgb, ex.heatmap, alpha=alpha), width="stretch",
                  caption=f"Grad-CAM (layer {run.meta.get('last_conv_layer', 'last conv')}) for “{names[int(ci)]}”, "
                          "computed on the 13 panels and drawn back into each lead's box (0 outside the boxes)")
+        if sidecar and sidecar.get("pathology_leads") and sidecar.get("boxes"):  # a synthetic report: its truth
+            from ecg_core.reports.localisation import lead_mass_score, max_lead, pointing_game
+
+            truth, boxes_gt = list(sidecar["pathology_leads"]), sidecar["boxes"]
+            lm = lead_mass_score(ex.heatmap, boxes_gt, truth)
+            hit = pointing_game(ex.heatmap, boxes_gt, truth)
+            st.caption(f"Synthetic ground truth: pathology in {', '.join(truth)} · pointing game "
+                       f"{'hit' if hit else 'miss'} (maximum in {max_lead(ex.heatmap, boxes_gt) or 'no box'}) · "
+                       f"{lm.mass_fraction:.0%} of the map there")
     st.subheader("Attention per lead")
     st.plotly_chart(attention_weight_figure(first.attention_rows), width="stretch", key="explain_perlead_att_fig")
     st.caption(ATTENTION_CAPTION)

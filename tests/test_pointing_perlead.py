@@ -90,3 +90,31 @@ def test_the_scoring_gives_the_complement_leads_the_misses(fresh) -> None:
     assert (per2["lead_mass"] + per["lead_mass"]).between(0.999, 1.1).all()
     for i in np.flatnonzero(~hit):  # a miss names the box it points at instead, never a pathology lead
         assert per.loc[i, "max_lead"] not in items[i][1]["pathology_leads"]
+
+
+def test_explain_page_scores_the_shown_map_against_the_synthetic_truth(fresh, monkeypatch, tmp_path) -> None:
+    """The Explain page's per-lead view on a synthetic report says what explain-eval counts for that report: the
+    pathology leads, hit or miss and where the maximum lies (the same map, the true class explained)."""
+    import shutil
+
+    import streamlit as st
+    from streamlit.testing.v1 import AppTest
+
+    _, items, per = fresh
+    models = tmp_path / "models"
+    shutil.copytree(RUN, models / RUN.name, ignore=shutil.ignore_patterns("tensorboard"))
+    monkeypatch.setenv("ECG_INSIGHT_MODELS", str(models))
+    monkeypatch.setenv("ECG_INSIGHT_HOME", str(tmp_path / "home"))
+    st.cache_data.clear()
+    path, sc = items[0]
+    row = per.set_index("path").loc[str(path)]
+    at = AppTest.from_file(str(Path(__file__).resolve().parents[1] / "pages" / "explain.py"), default_timeout=300)
+    at.session_state["explain_path"] = str(path)
+    at.session_state["explain_run"] = RUN.name
+    at.run()
+    assert not at.exception, at.exception
+    said = [c.value for c in at.caption if c.value.startswith("Synthetic ground truth")]
+    assert len(said) == 1, [c.value for c in at.caption]
+    assert ", ".join(sc["pathology_leads"]) in said[0]
+    if row["predicted"] == row["explained"]:  # the page explains the predicted class, explain-eval the true one
+        assert ("hit" if row["pointing_hit"] else "miss") in said[0] and f"maximum in {row['max_lead']}" in said[0]
