@@ -44,15 +44,20 @@ def setup(tmp_path_factory) -> tuple[Path, list[tuple[str, bytes, str]]]:
     return models, (list(distinct.values())[:2] if len(distinct) >= 2 else reports[:2])
 
 
-def test_ensemble_is_offered_and_shows_who_spoke_and_both_members(setup, monkeypatch, tmp_path) -> None:
-    models, reports = setup
+def _explain_page(models: Path, tmp_path: Path, monkeypatch) -> AppTest:
+    """The Explain page on ``models`` with the ensemble chosen and the upload source, after its first run."""
     monkeypatch.setenv("ECG_INSIGHT_MODELS", str(models))
     monkeypatch.setenv("ECG_INSIGHT_HOME", str(tmp_path / "home"))
     st.cache_data.clear()
     at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
     at.session_state["explain_source"] = "Upload"
     at.session_state["explain_run"] = RUN_ID
-    at.run()
+    return at.run()
+
+
+def test_ensemble_is_offered_and_shows_who_spoke_and_both_members(setup, monkeypatch, tmp_path) -> None:
+    models, reports = setup
+    at = _explain_page(models, tmp_path, monkeypatch)
     assert not at.exception, at.exception
     picker = at.selectbox(key="explain_run")
     assert any(RUN_ID in o for o in picker.options) and picker.value == RUN_ID, picker.options
@@ -166,13 +171,7 @@ def test_ensemble_pdf_report_carries_its_verdict_members_heatmap_and_reading(set
         return real_build(content)
 
     monkeypatch.setattr(report, "build_report", recording)
-    monkeypatch.setenv("ECG_INSIGHT_MODELS", str(models))
-    monkeypatch.setenv("ECG_INSIGHT_HOME", str(tmp_path / "home"))
-    st.cache_data.clear()
-    at = AppTest.from_file(PAGE, default_timeout=TIMEOUT)
-    at.session_state["explain_source"] = "Upload"
-    at.session_state["explain_run"] = RUN_ID
-    at.run()
+    at = _explain_page(models, tmp_path, monkeypatch)
     for i, (name, data, expected) in enumerate(reports):
         at.file_uploader(key="explain_upload").set_value((name, data, "image/png")).run()
         at.toggle(key="explain_ensemble_pdf_on").set_value(True).run()
