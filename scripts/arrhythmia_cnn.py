@@ -243,6 +243,8 @@ def main() -> None:
     sh.add_argument("--candidate", default="ens_mean_gbm_all_bbb120_gbm_p_bbb120_cnn1d_5fold")
     sh.add_argument("--cv5", required=True, help="comma list of cv JSON files of this script")
     sh.add_argument("--loro", required=True, help="comma list of cv JSON files of arrhythmia_cv.py")
+    sh.add_argument("--af-gate", default="", help="irr_min,pcl_max of the atrial-fibrillation gate (ag.af_gate); "
+                    "empty: no gate")
     sh.set_defaults(func=cmd_ship)
     args = ap.parse_args()
     args.func(args)
@@ -359,9 +361,10 @@ def cmd_ship(args: argparse.Namespace) -> None:
     cnn = train_cnn(x_all[lab], rr_matrix(beats[lab]), y, beats.loc[lab, "record"].to_numpy(), epochs=args.epochs,
                     seed=args.seed)
     t2 = time.perf_counter()
+    gate = tuple(float(v) for v in args.af_gate.split(",")) if args.af_gate else None
     model = ag.GbmArrhythmiaModel(main_m.beat, main_m.vf, main_m.beat_features, main_m.vf_features,
                                   bbb_qrs_ms=main_m.bbb_qrs_ms, cnn=cnn, beat2=m2.beat,
-                                  beat2_features=m2.beat_features)
+                                  beat2_features=m2.beat_features, af_gate=gate)
     for old in run.glob("*.txt"):
         if old.name not in (ag.BEAT_MODEL_FILE, ag.VF_MODEL_FILE, ag.BEAT2_MODEL_FILE):
             old.unlink()
@@ -408,6 +411,12 @@ def cmd_ship(args: argparse.Namespace) -> None:
         n_vf=int((wins["vf_frac"] >= 0.999).sum()), table5=fmt_table(cv5["candidates"]),
         tableloro=fmt_table(loro["candidates"]), per_record="\n".join(lines), folds="; ".join(
             ", ".join(f) for f in cv5["folds"]), cnn_s=round(t2 - t1), gbm_s=round(t1 - t0))
+    if gate:
+        card += (f"\n## Atrial-fibrillation gate\n\nA beat whose 21 neighbouring beats are irregular (median |delta "
+                 f"pre-RR| / local RR >= {gate[0]:g}) without a consistent P wave (median `p_corr_local` < {gate[1]:g}) "
+                 f"cannot be A (its P(A) moves to N): `ecg_core.signals.arrhythmia_gbm.af_gate`, limits chosen by "
+                 f"nested CV in `scripts/arrhythmia_sveb.py` (post hoc: the gate was designed after seeing the "
+                 f"5-fold confusion of the shipped ensemble).\n")
     atomic_write_text(run / "MODEL_CARD.md", card)
     size = sum(f.stat().st_size for f in run.iterdir())
     print(f"wrote {run} ({size / 1e6:.2f} MB); boosters {t1 - t0:.0f} s, CNN {t2 - t1:.0f} s", flush=True)

@@ -28,13 +28,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ecg_core.signals import arrhythmia_gbm as ag
-from ecg_core.signals.beat_features import BEAT_FEATURES, P_FEATURES, RR_FEATURES, WINDOW_FEATURES
+from ecg_core.signals.beat_features import (AF_CONTEXT_FEATURES, BEAT_FEATURES, LOCAL_FEATURES, P_FEATURES,
+                                            RR_FEATURES, WINDOW_FEATURES)
 from ecg_core.signals.vf_segments import VF_FEATURES
 
 DATA = ROOT.parent / "shared" / "data" / "signals"
 SOURCES = ("mitdb-ds1", "vfdb-dev")
 CACHE = Path("/work/cache/arrhythmia")
-VERSION = "v3"  # v2: + pre_local_med, local_cv (v1 tables gave the candidates without them); v3: + P_FEATURES
+VERSION = "v5"  # v2: + pre_local_med, local_cv (v1 tables gave the candidates without them); v3: + P_FEATURES;
+# v4: + LOCAL_FEATURES, v5: + AF_CONTEXT_FEATURES (the older columns unchanged)
 
 
 def record_paths() -> dict[str, Path]:
@@ -137,7 +139,7 @@ _ABS_RR = ("pre_rr", "post_rr", "local_rr", "rec_rr")  # absolute intervals: a r
 _BLOCK = ("qrs_ms", "qrs_core_ms", "qrs_v1_ms", "qrs_max_ms", "qrs_rec", "amp_rec", "ml_pos_frac", "ml_term",
           "v1_pos_frac", "v1_init", "v1_term", "v1_npk", "v1_rprime", "v1_s_ms")
 _NEW_V2 = ("pre_local_med", "local_cv")
-_V1_BEAT = tuple(f for f in BEAT_FEATURES if f not in _NEW_V2 + P_FEATURES)  # the first round of candidates
+_V1_BEAT = tuple(f for f in BEAT_FEATURES if f not in _NEW_V2 + P_FEATURES + LOCAL_FEATURES + AF_CONTEXT_FEATURES)
 _V1_RR = tuple(f for f in RR_FEATURES if f not in _NEW_V2)
 #: candidate -> (beat features, GbmParams overrides)
 CANDIDATES: dict[str, tuple[tuple[str, ...], dict]] = {
@@ -157,6 +159,9 @@ CANDIDATES: dict[str, tuple[tuple[str, ...], dict]] = {
     # QRS, post-beat pause); with the RR irregularity too; without the 15 window means (memorised shapes)
     "gbm_p_bbb120": (_V1_BEAT + P_FEATURES + VF_FEATURES, {"bbb_qrs_ms": 120.0}),
     "gbm_p_irr_bbb120": (_V1_BEAT + _NEW_V2 + P_FEATURES + VF_FEATURES, {"bbb_qrs_ms": 120.0}),
+    # v4 tables: gbm_p_bbb120 + the local-rhythm SVEB features (prematurity against the previous 10 RRs, the
+    # compensatory pause, the P window against the previous beats' P windows; scripts/arrhythmia_sveb.py)
+    "gbm_pl_bbb120": (_V1_BEAT + P_FEATURES + LOCAL_FEATURES + VF_FEATURES, {"bbb_qrs_ms": 120.0}),
     "gbm_p_nowin_bbb120": (tuple(f for f in _V1_BEAT if f not in WINDOW_FEATURES) + P_FEATURES + VF_FEATURES,
                            {"bbb_qrs_ms": 120.0}),
     # the booster plus the fixed clinical block criterion (QRS >= 120 ms; V1 R' -> R, else L): no parameter learned

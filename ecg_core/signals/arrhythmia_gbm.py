@@ -150,6 +150,7 @@ class GbmArrhythmiaModel:
     cnn: Any = None
     beat2: Any = None
     beat2_features: tuple[str, ...] = ()
+    af_gate: tuple[float, float] | None = None
 
     @classmethod
     def fit(cls, beats: pd.DataFrame, windows: pd.DataFrame, *, params: GbmParams | None = None,
@@ -200,6 +201,8 @@ class GbmArrhythmiaModel:
         if self.cnn is not None:
             members.append(self.cnn_proba(rows, windows))
         pb = np.mean(members, axis=0)
+        if self.af_gate:
+            pb = af_gate(pb, rows, *self.af_gate)
         if self.bbb_qrs_ms:
             pb = bbb_rule(pb, rows, self.bbb_qrs_ms)
         return np.column_stack([pb * (1.0 - pv)[:, None], pv])
@@ -233,6 +236,8 @@ class GbmArrhythmiaModel:
             gbm["cnn_file"] = CNN_MODEL_FILE
         if self.beat2 is not None:
             gbm["beat2_features"] = list(self.beat2_features)
+        if self.af_gate:
+            gbm["af_gate"] = {"irr_min": float(self.af_gate[0]), "pcl_max": float(self.af_gate[1])}
         if len(files) > 2 or self.cnn is not None:
             gbm["ensemble"] = "mean of the beat members' probabilities, then the block rule and the VF detector"
         return {"model_kind": MODEL_KIND, "model_files": [f for f, _ in files], "gbm": gbm}
@@ -270,9 +275,15 @@ class GbmArrhythmiaModel:
             raise ModelLoadError(f"run {info.run_id!r}: unknown features {sorted(unknown)}; refused.")
         bbb = gbm.get("bbb_qrs_ms")
         cnn = _load_cnn(info, gbm) if gbm.get("cnn_file") else None
+        gate = gbm.get("af_gate")
+        if gate is not None:
+            try:
+                gate = (float(gate["irr_min"]), float(gate["pcl_max"]))
+            except (TypeError, KeyError, ValueError) as e:
+                raise ModelLoadError(f"run {info.run_id!r}: gbm.af_gate must be {{irr_min, pcl_max}}; refused.") from e
         return cls(beat, vf, feats, vfeats, float(gbm.get("vf_threshold", 0.5)),
                    float(bbb) if isinstance(bbb, (int, float)) and bbb > 0 else None,
-                   bool(gbm.get("snap_peaks", False)), cnn, beat2, feats2 if beat2 is not None else ())
+                   bool(gbm.get("snap_peaks", False)), cnn, beat2, feats2 if beat2 is not None else (), gate)
 
 
 def _load_cnn(info: Any, gbm: dict[str, Any]) -> Any:
@@ -293,6 +304,24 @@ def _load_cnn(info: Any, gbm: dict[str, Any]) -> Any:
         raise ModelLoadError(f"run {info.run_id!r}: {name} has inputs {names} and {cnn.output_shape[-1]} outputs; "
                              f"a beat CNN (beat, rr) -> {len(BEAT_CLASSES)} classes is expected; refused.")
     return cnn
+
+
+def af_gate(pb: np.ndarray, rows: pd.DataFrame, irr_min: float, pcl_max: float) -> np.ndarray:
+    """The atrial-fibrillation gate (issue 17, wave 5; fixed rule, its two limits chosen by nested CV in
+    ``scripts/arrhythmia_sveb.py``): a beat whose 21-beat neighbourhood is irregular (``af_irr`` >= ``irr_min``)
+    without a consistent P wave (``af_pcl`` < ``pcl_max``) cannot be a premature atrial beat: its P(A) moves to N.
+    Rows without the context columns (or NaN there) are untouched."""
+    pb = np.array(pb, dtype=np.float64, copy=True)
+    if not {"af_irr", "af_pcl"} <= set(rows.columns):
+        return pb
+    irr = rows["af_irr"].to_numpy(dtype=np.float64)
+    pcl = rows["af_pcl"].to_numpy(dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        m = (irr >= irr_min) & (pcl < pcl_max)
+    n_, a_ = BEAT_CLASSES.index("N"), BEAT_CLASSES.index("A")
+    pb[m, n_] += pb[m, a_]
+    pb[m, a_] = 0.0
+    return pb
 
 
 def bbb_rule(pb: np.ndarray, rows: pd.DataFrame, qrs_ms: float) -> np.ndarray:
@@ -483,6 +512,7 @@ __all__ = [
     "SOURCE_RECORDS_FILE",
     "GbmArrhythmiaModel",
     "GbmParams",
+    "af_gate",
     "bbb_rule",
     "dataset_predictions",
     "evaluate_spectral_folder",

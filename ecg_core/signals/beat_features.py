@@ -28,6 +28,10 @@ Features of beat ``i`` (R peak ``r_i``), all pure functions of the record (no la
   of that window (``p_corr``, ``p_corr_v1``), its amplitude per record / per beat / of the template (``p_amp_rec``,
   ``p_qrs_amp``, ``tpl_p_amp``), the pause after the beat (``post_local``) and prematurity x QRS-template
   correlation (``prem_normal``).
+* Local rhythm (:data:`LOCAL_FEATURES`, :func:`local_rhythm_features`): pre- / post-RR against the mean of the 10
+  RRs *before* the beat, the compensatory pause, pre-RR over the previous pre-RR, and the P window against the
+  previous 10 beats' P windows; :data:`AF_CONTEXT_FEATURES` (:func:`rhythm_context`): RR irregularity and P-wave
+  consistency over the 21 beats around the beat (the atrial-fibrillation gate of ``arrhythmia_gbm``).
 """
 
 from __future__ import annotations
@@ -54,7 +58,14 @@ WINDOW_FEATURES = tuple(f"w{i:02d}" for i in range(_N_WIN))
 #: SVEB features (issue 17): the atrial activity before the QRS against the record's template, prematurity of a
 #: normal-looking QRS, the pause after the beat (see :func:`p_wave_features`)
 P_FEATURES = ("p_corr", "p_corr_v1", "p_amp_rec", "p_qrs_amp", "tpl_p_amp", "post_local", "prem_normal")
-BEAT_FEATURES: tuple[str, ...] = RR_FEATURES + MORPH_FEATURES + WINDOW_FEATURES + P_FEATURES
+#: local-rhythm SVEB features (issue 17, wave 5; :func:`local_rhythm_features`): prematurity against the rhythm
+#: *before* the beat, the compensatory pause, the P wave against the previous beats' P waves
+LOCAL_FEATURES = ("pre_prev10", "post_prev10", "comp_pause", "pre_prev1", "p_corr_local", "p_amp_local")
+#: rhythm context of the atrial-fibrillation gate (:func:`rhythm_context`, ``arrhythmia_gbm.af_gate``): no booster
+#: reads them
+AF_CONTEXT_FEATURES = ("af_irr", "af_pcl")
+BEAT_FEATURES: tuple[str, ...] = (RR_FEATURES + MORPH_FEATURES + WINDOW_FEATURES + P_FEATURES + LOCAL_FEATURES
+                                  + AF_CONTEXT_FEATURES)
 
 
 @dataclass(frozen=True, eq=False)
@@ -338,13 +349,76 @@ def p_wave_features(prep: PreparedRecord, peaks: np.ndarray, rr: pd.DataFrame, m
     return pd.DataFrame(cols)
 
 
+def _previous_rows(n: int, local: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n, local) indices of the ``local`` beats before each beat (clipped at 0) and whether each exists."""
+    idx = np.arange(n)[:, None] - np.arange(1, local + 1)[None, :]
+    return np.clip(idx, 0, None), idx >= 0
+
+
+def local_rhythm_features(prep: PreparedRecord, peaks: np.ndarray, rr: pd.DataFrame, *, local: int = 10,
+                          ) -> pd.DataFrame:
+    """Local-rhythm SVEB features (columns :data:`LOCAL_FEATURES`; de Chazal 2004, Llamedo & Martinez 2011): the
+    reference is the ``local`` beats **before** the beat (so a run of ectopic beats after it does not move it).
+
+    ``pre_prev10`` / ``post_prev10``: pre- / post-RR over the mean of the previous ``local`` pre-RRs (NaN for the
+    first beat); ``comp_pause``: (pre-RR + post-RR) / (2 x that mean), about 1 for a full compensatory pause (the
+    ventricular pattern), below 1 when an atrial beat resets the sinus node; ``pre_prev1``: pre-RR over the
+    previous pre-RR (a sudden shortening); ``p_corr_local``: correlation of the 200 ms before the QRS onset
+    (:func:`_pre_qrs`) with the median of that window over the previous ``local`` beats, ``p_amp_local``: its
+    peak-to-peak over theirs (an ectopic or hidden P wave differs from the P waves just before it even when the
+    record's median P is odd)."""
+    fs = FEATURE_FS
+    peaks = np.clip(np.asarray(peaks, dtype=np.int64), 0, prep.n - 1)
+    n = len(peaks)
+    cols = {c: np.full(n, np.nan) for c in LOCAL_FEATURES}
+    if n < 3:
+        return pd.DataFrame(cols)
+    pre = rr["pre_rr"].to_numpy(dtype=np.float64)
+    post = rr["post_rr"].to_numpy(dtype=np.float64)
+    idx, ok = _previous_rows(n, local)
+    cnt = ok.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ref = np.where(cnt > 0, np.where(ok, pre[idx], 0.0).sum(axis=1) / np.maximum(cnt, 1), np.nan)
+        cols["pre_prev10"] = pre / ref
+        cols["post_prev10"] = post / ref
+        cols["comp_pause"] = (pre + post) / (2.0 * ref)
+        cols["pre_prev1"] = np.concatenate([[np.nan], pre[1:] / pre[:-1]])
+    on, _ = qrs_bounds(prep.ml, peaks, fs, frac=0.07)
+    pw = _pre_qrs(prep.ml, np.minimum(on, peaks), fs)
+    ptp = pw.max(axis=1) - pw.min(axis=1)
+    for i in range(1, n):
+        j = idx[i][ok[i]]
+        tpl = np.median(pw[j], axis=0)
+        cols["p_corr_local"][i] = _corr_rows(pw[i: i + 1], tpl)[0]
+        cols["p_amp_local"][i] = ptp[i] / max(float(np.median(ptp[j])), 1e-9)
+    return pd.DataFrame(cols)
+
+
+#: beats around each beat whose medians make :data:`AF_CONTEXT_FEATURES`
+AF_CONTEXT_BEATS = 21
+
+
+def rhythm_context(rr: pd.DataFrame, lo: pd.DataFrame, *, beats: int = AF_CONTEXT_BEATS) -> pd.DataFrame:
+    """Label-free rhythm context (columns :data:`AF_CONTEXT_FEATURES`) over the ``beats`` beats centred on each
+    beat: ``af_irr`` = median of |pre-RR - previous pre-RR| / local RR (high in atrial fibrillation and in
+    bigeminy, low around an isolated premature beat), ``af_pcl`` = median of ``p_corr_local`` (low without a
+    consistent P wave, as in atrial fibrillation / flutter)."""
+    pre = rr["pre_rr"].to_numpy(dtype=np.float64)
+    d = np.abs(np.diff(pre, prepend=pre[:1])) / rr["local_rr"].to_numpy(dtype=np.float64)
+    roll = {"af_irr": d, "af_pcl": lo["p_corr_local"].to_numpy(dtype=np.float64)}
+    return pd.DataFrame({k: pd.Series(v).rolling(beats, center=True, min_periods=5).median().to_numpy()
+                         for k, v in roll.items()})
+
+
 def beat_features(prep: PreparedRecord, peaks: np.ndarray) -> pd.DataFrame:
     """RR, morphology and SVEB features (columns :data:`BEAT_FEATURES`) of sorted R peaks at :data:`FEATURE_FS`."""
     peaks = np.asarray(peaks, dtype=np.int64)
     rr = rr_features(peaks, FEATURE_FS)
     mo = morphology_features(prep, peaks)
     pw = p_wave_features(prep, peaks, rr, mo)
-    return pd.concat([rr, mo, pw], axis=1)[list(BEAT_FEATURES)]
+    lo = local_rhythm_features(prep, peaks, rr)
+    af = rhythm_context(rr, lo)
+    return pd.concat([rr, mo, pw, lo, af], axis=1)[list(BEAT_FEATURES)]
 
 
 def snap_to_detected(s_f: np.ndarray, detected: np.ndarray, *, tolerance_s: float = 0.075,
@@ -390,8 +464,11 @@ def record_beat_table(record: Record, *, peaks: str = "annotations", prep: Prepa
 
 
 __all__ = [
+    "AF_CONTEXT_BEATS",
+    "AF_CONTEXT_FEATURES",
     "BEAT_FEATURES",
     "FEATURE_FS",
+    "LOCAL_FEATURES",
     "MORPH_FEATURES",
     "P_FEATURES",
     "RR_FEATURES",
@@ -400,11 +477,13 @@ __all__ = [
     "annotated_beats",
     "beat_features",
     "detected_beats",
+    "local_rhythm_features",
     "morphology_features",
     "p_wave_features",
     "prepare_record",
     "qrs_bounds",
     "record_beat_table",
+    "rhythm_context",
     "rr_features",
     "snap_to_detected",
 ]
