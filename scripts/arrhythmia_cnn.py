@@ -413,8 +413,8 @@ def cmd_ship(args: argparse.Namespace) -> None:
             ", ".join(f) for f in cv5["folds"]), cnn_s=round(t2 - t1), gbm_s=round(t1 - t0))
     if gate:
         card += (f"\n## Atrial-fibrillation gate\n\nA beat whose 21 neighbouring beats are irregular (median |delta "
-                 f"pre-RR| / local RR >= {gate[0]:g}) without a consistent P wave (median `p_corr_local` < {gate[1]:g}) "
-                 f"cannot be A (its P(A) moves to N): `ecg_core.signals.arrhythmia_gbm.af_gate`, limits chosen by "
+                 f"pre-RR| / local RR >= {gate[0]:g}) without a consistent P wave (median `p_corr_local` < "
+                 f"{gate[1]:g}) cannot be A (its P(A) moves to N): `ecg_core.signals.arrhythmia_gbm.af_gate`, limits chosen by "
                  f"nested CV in `scripts/arrhythmia_sveb.py` (post hoc: the gate was designed after seeing the "
                  f"5-fold confusion of the shipped ensemble).\n")
     atomic_write_text(run / "MODEL_CARD.md", card)
