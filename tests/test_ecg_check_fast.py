@@ -92,3 +92,63 @@ def test_check_on_a_rendered_report_is_unchanged_by_the_scan(seed) -> None:
     a, b = ec.check_ecg(img), ec.check_ecg(img, keep_scan=True)
     assert a.is_ecg and a.score == b.score and a.features == b.features
     assert b.scan.trace.any() and b.scan.trace.shape == b.scan.ink.shape
+
+
+def _line_masks(rng: np.random.Generator):
+    """Random 0/1 masks: noise of every density, and sparse seeds grown into long horizontal / vertical runs (some
+    touching the borders)."""
+    for it in range(600):
+        h, w = int(rng.integers(1, 90)), int(rng.integers(1, 320))
+        kind = it % 3
+        if kind == 0:
+            yield (rng.random((h, w)) < rng.uniform(0.3, 0.995)).astype(np.uint8)
+        else:
+            seeds = (rng.random((h, w)) < 0.02).astype(np.uint8)
+            k = (int(rng.integers(1, 300)), 1) if kind == 1 else (1, int(rng.integers(1, 90)))
+            yield cv2.dilate(seeds, np.ones(k[::-1], np.uint8))
+
+
+def test_open_line_is_opencvs_opening_by_a_line() -> None:
+    from ecg_core.reports import traces
+
+    rng = np.random.default_rng(16)
+    for m in _line_masks(rng):
+        for horizontal in (True, False):
+            length = int(rng.integers(1, 2 * max(m.shape) + 3))  # even and odd, longer than the mask too
+            k = (length, 1) if horizontal else (1, length)
+            want = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, k))
+            got = traces.open_line(m, length, horizontal=horizontal)
+            assert got.dtype == np.uint8 and np.array_equal(got, want), (m.shape, length, horizontal)
+    view = (rng.random((300, 500)) < 0.9).astype(np.uint8)[10:200, 20:400]  # a non-contiguous view
+    for length, horizontal in ((95, True), (94, False)):
+        k = (length, 1) if horizontal else (1, length)
+        want = cv2.morphologyEx(view, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, k))
+        assert np.array_equal(traces.open_line(view, length, horizontal=horizontal), want)
+
+
+def test_components_are_opencvs_32_bit_labels(monkeypatch) -> None:
+    from ecg_core.reports import traces
+    from ecg_core.reports.synth import SynthSpec, make_report
+
+    img, _ = make_report(SynthSpec("normal", seed=5))
+    _, curves = traces.ink_masks(traces.to_work(img))  # 1100 px wide: 16-bit labels might overflow by the bound
+    mask = cv2.morphologyEx(curves.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
+    noisy = np.zeros((700, 700), np.uint8)
+    noisy[::2, ::2] = 1  # 122 500 components: 16-bit labels overflow
+    for m in (mask, noisy, mask[:200, :300]):
+        want_n, want_labels, want_stats, _ = cv2.connectedComponentsWithStats(m, connectivity=8, ltype=cv2.CV_32S)
+        for safe in (True, False):  # OpenCV raises on an overflow / does not (then 32-bit labels whenever they might)
+            monkeypatch.setattr(traces, "_label16_safe", lambda s=safe: s)
+            n, labels, stats = traces.components(m)
+            assert n == want_n and np.array_equal(labels, want_labels) and np.array_equal(stats, want_stats)
+    monkeypatch.undo()
+    assert isinstance(traces._label16_safe(), bool)
+
+
+def test_neutral_lookup_is_the_float_comparison_for_every_pixel() -> None:
+    from ecg_core.reports import traces
+
+    v = np.repeat(np.arange(256, dtype=np.uint8), 256).reshape(256, 256)  # every (max, min) channel pair
+    mn = np.tile(np.arange(256, dtype=np.uint8), 256).reshape(256, 256)
+    want = mn.astype(np.float32) > 0.6 * v.astype(np.float32)
+    assert np.array_equal(mn >= cv2.LUT(v, traces._NEUTRAL_MIN), want)

@@ -310,3 +310,14 @@ def test_descriptor_drops_a_header_rule_the_check_kept() -> None:
     trace = band.copy()
     trace[2:10, 20:400:45] = True  # QRS spikes all along
     assert not ood._spiky(rule) and ood._spiky(trace) and not ood._spiky(band)
+
+
+@pytest.mark.parametrize("photo", [False, True])
+def test_descriptor_given_the_photo_layout_is_the_same(photo) -> None:
+    from ecg_core.reports import leads
+    from ecg_core.reports.synth import SynthSpec, make_report, variant_options
+
+    img, _ = make_report(SynthSpec("normal", seed=4), variant_options("6x2", "green", photo=photo, px_per_mm=5.0))
+    got = leads.photo_layout(img)
+    assert (got is not None) == photo
+    assert ood.describe_report(img, photo=got) == ood.describe_report(img)

@@ -151,6 +151,24 @@ def test_check_and_layout_equals_the_separate_calls(report) -> None:
     assert layout.source == ref_layout.source and dict(layout.boxes) == dict(ref_layout.boxes)
 
 
+@pytest.mark.parametrize("photo", [False, True])
+def test_inspect_gives_what_the_separate_calls_give(photo) -> None:
+    from ecg_core.reports import ood
+    from ecg_core.reports.synth import variant_options
+
+    img, _ = make_report(SynthSpec("normal", seed=11), variant_options("3x4+1", "pink", photo=photo, px_per_mm=5.0))
+    rgb, _ = pipeline.display_copy(img)
+    check, layout, desc = pipeline.ReportPipeline._inspect(rgb, None, (2000, 1400))
+    ta = ecg_check.analyse_traces(ecg_check.to_work(rgb))
+    ref_check, ref_layout = ecg_check.check_ecg(rgb), leads.detect_layout(rgb, analysis=ta)
+    assert (check.is_ecg, check.score, check.reasons, check.features) == \
+        (ref_check.is_ecg, ref_check.score, ref_check.reasons, ref_check.features)
+    assert (layout.source, layout.message, layout.layout, layout.boxes, layout.windows) == \
+        (ref_layout.source, ref_layout.message, ref_layout.layout, ref_layout.boxes, ref_layout.windows)
+    assert desc == ood.describe_report(rgb, analysis=ta, original_size=(2000, 1400))
+    assert (leads.photo_layout(rgb) is not None) == photo  # both paths of the one look for a photographed page
+
+
 def test_pipeline_refuses_a_foreign_config(explainer) -> None:
     with pytest.raises(ConfigError, match="expects"):
         pipeline.ReportPipeline(explainer, pp.PreprocessConfig(height=64, width=48, channels=1))

@@ -52,8 +52,10 @@ from ecg_core.reports.traces import (  # noqa: F401 - re-exported (leads, readin
     _long_lines,
     _max_min,
     analyse_traces,
+    components,
     grid_periodicity,
     ink_masks,
+    open_line,
     to_work,
     trace_components,
 )
@@ -222,10 +224,9 @@ def _ecg_traces(curves: np.ndarray) -> _Traces:
     """Components of ``curves`` (bool) that look like ECG traces, grouped into rows (see the module docstring)."""
     h, w = curves.shape
     mask = cv2.morphologyEx(curves.astype(np.uint8), cv2.MORPH_CLOSE, np.ones((3, 3), np.uint8))
-    # 16-bit labels when they cannot overflow (8-connected components: at most one per 2 x 2 block): OpenCV's
-    # labelling with statistics is ~3 x faster with them, same labels and statistics
-    ltype = cv2.CV_16U if ((h + 1) // 2) * ((w + 1) // 2) < 65535 else cv2.CV_32S
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8, ltype=ltype)
+    # 16-bit labels where they cannot overflow: OpenCV's labelling with statistics is ~3 x faster with them, same
+    # labels and statistics
+    _, labels, stats = components(mask)
     sw, sh, sa = stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT], stats[:, cv2.CC_STAT_AREA]
     keep = (sw >= 0.07 * w) & (sa <= np.maximum(5.0, 0.02 * w) * sw) & (sh >= 4)
     keep[0] = False
@@ -294,8 +295,8 @@ def _rows(found: list[tuple[float, int]], tol: float) -> tuple[int, int]:
 def _vertical_lines_removed(mask: np.ndarray) -> np.ndarray:
     """``mask`` (uint8 0/1) without vertical runs longer than 12 % of the height (grid lines, separators)."""
     h = mask.shape[0]
-    k = cv2.getStructuringElement(cv2.MORPH_RECT, (1, max(9, int(0.12 * h))))
-    return mask & (1 - cv2.dilate(cv2.morphologyEx(mask, cv2.MORPH_OPEN, k), np.ones((1, 3), np.uint8)))
+    lines = open_line(mask, max(9, int(0.12 * h)), horizontal=False)  # = MORPH_OPEN by a 1 x k rectangle
+    return mask & (1 - cv2.dilate(lines, np.ones((1, 3), np.uint8)))
 
 
 def _page_mask(v: np.ndarray, paper: float) -> np.ndarray:

@@ -210,12 +210,14 @@ def _find_rows(trace: np.ndarray) -> tuple[list[float], str]:
 
 def _find_separators(ink: np.ndarray, top: float, bottom: float, min_len: float) -> list[float]:
     """x positions (px) of long vertical lines between ``top`` and ``bottom`` (at least ``min_len`` px long)."""
+    from ecg_core.reports.traces import open_line
+
     h, w = ink.shape
     y0, y1 = int(max(0, top)), int(min(h, bottom))
     band = ink[y0:y1].astype(np.uint8)
     band = cv2.morphologyEx(band, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, 5)))
     k = max(5, int(min_len))
-    lines = cv2.morphologyEx(band, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, k)))
+    lines = open_line(band, k, horizontal=False)  # = MORPH_OPEN by a 1 x k rectangle, faster
     cols = np.flatnonzero(lines.any(axis=0))
     if cols.size == 0:
         return []

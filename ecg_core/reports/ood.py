@@ -127,8 +127,11 @@ def colour_name(hue: float, sat: float, value: float) -> str:
     return "purple"
 
 
+_NOT_GIVEN: Any = object()
+
+
 def describe_report(rgb: np.ndarray, *, analysis: Any = None, scan: Any = None,
-                    original_size: tuple[int, int] | None = None) -> ReportDescriptor:
+                    original_size: tuple[int, int] | None = None, photo: Any = _NOT_GIVEN) -> ReportDescriptor:
     """The :class:`ReportDescriptor` of a uint8 RGB (H, W, 3) or grey (H, W) report image.
 
     ``analysis``: :func:`ecg_core.reports.traces.analyse_traces` of a working copy when the caller already has it
@@ -137,39 +140,45 @@ def describe_report(rgb: np.ndarray, *, analysis: Any = None, scan: Any = None,
     the trace components it counted; ~3 ms, what batch prediction uses, see :func:`analysis_from_scan`); else the
     check's scan is made here. ``analysis`` is preferred when both are given.
     ``original_size``: (width, height) of the stored
-    picture when ``rgb`` is a reduced decode. Never raises for an unusual image."""
+    picture when ``rgb`` is a reduced decode. ``photo``: :func:`ecg_core.reports.leads.photo_layout` of ``rgb``
+    when the caller already has it (``None``: not a photographed page; the lead detection made it); else it is made
+    here, once. Never raises for an unusual image."""
+    from ecg_core.reports.leads import photo_layout
     from ecg_core.reports.traces import analyse_traces
 
     if rgb.dtype != np.uint8 or rgb.ndim not in (2, 3):
         raise ConfigError(f"describe_report expects a uint8 image (H, W) or (H, W, 3); received {rgb.dtype} "
                           f"{rgb.shape}")
+    if photo is _NOT_GIVEN:  # the same for every trace analysis below: made once
+        photo = photo_layout(rgb)
     if analysis is None:
         if scan is None:
             from ecg_core.reports.ecg_check import check_ecg
 
             scan = check_ecg(rgb, keep_scan=True).scan
-        out = _describe(rgb, analysis_from_scan(scan), original_size, sampled=True)
+        out = _describe(rgb, analysis_from_scan(scan), original_size, photo, sampled=True)
         if out.layout != "other" or rgb.shape[1] <= scan.work.shape[1]:
             return out
         # rows that form no known layout on the check's copy (a header rule kept as a trace, a faint row lost):
         # the full trace analysis, at DESC_WIDTH px and, again no known layout, at DESC_WIDTH_FINE px
-        out = _describe(rgb, analyse_traces(_desc_copy(rgb, DESC_WIDTH)), original_size)
+        out = _describe(rgb, analyse_traces(_desc_copy(rgb, DESC_WIDTH)), original_size, photo)
         if out.layout != "other" or rgb.shape[1] <= DESC_WIDTH:
             return out
         analysis = analyse_traces(_desc_copy(rgb, DESC_WIDTH_FINE))
-    return _describe(rgb, analysis, original_size)
+    return _describe(rgb, analysis, original_size, photo)
 
 
-def _describe(rgb: np.ndarray, ta: Any, original_size: tuple[int, int] | None, *, sampled: bool = False
-              ) -> ReportDescriptor:
-    """:func:`describe_report` given the trace analysis ``ta``; ``sampled``: ``ta`` is of the check's copy (the
-    paper colour is then sampled from ``rgb`` itself)."""
+def _describe(rgb: np.ndarray, ta: Any, original_size: tuple[int, int] | None, photo: Any, *,
+              sampled: bool = False) -> ReportDescriptor:
+    """:func:`describe_report` given the trace analysis ``ta`` and the photo layout ``photo`` (``None``: not a
+    photographed page); ``sampled``: ``ta`` is of the check's copy (the paper colour is then sampled from ``rgb``
+    itself)."""
     work, ink = ta.work, np.asarray(ta.ink, dtype=bool)
     rl = classify_rows(ta.trace, ta.curves)  # the lead detection's layout classification
     layout, rows, n_cols, spans = rl.name, rl.rows, rl.n_columns, list(rl.spans)
     # a photographed page (a desk around it; a cheap border test first): the rows of the straightened page, as the
     # lead detection sees them
-    layout, rows = _photo_layout(rgb, layout, rows)
+    layout, rows = _photo_layout(photo, layout, rows)
     # paper: the light pixels that are not ink, on a grid of ~200 x 140 samples (~1 ms); on the check's copy
     # (half min-pooled: grid lines darker and wider than on the page) sampled from the picture itself
     if sampled and rgb.shape[1] > work.shape[1]:
@@ -197,13 +206,11 @@ def _describe(rgb: np.ndarray, ta: Any, original_size: tuple[int, int] | None, *
                             round(float(np.median(v[paper])) / 255.0, 4), round(mean_sat, 4), width, height)
 
 
-def _photo_layout(rgb: np.ndarray, layout: str, rows: Sequence[Any]) -> tuple[str, Sequence[Any]]:
-    """(layout, rows) of a photographed page (:func:`ecg_core.reports.leads.photo_layout`: the page outline
-    straightened first), else the ones given."""
-    from ecg_core.reports.leads import photo_layout
+def _photo_layout(got: Any, layout: str, rows: Sequence[Any]) -> tuple[str, Sequence[Any]]:
+    """(layout, rows) of a photographed page (``got``: its :func:`ecg_core.reports.leads.photo_layout`, the page
+    outline straightened first), else (``got`` ``None`` or the template) the ones given."""
     from ecg_core.reports.synth_layouts import page_layout
 
-    got = photo_layout(rgb)
     if got is None or got.is_fallback:
         return layout, rows
     return got.layout, tuple(range(page_layout(got.layout).n_rows))

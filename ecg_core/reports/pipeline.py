@@ -190,27 +190,37 @@ class ReportPipeline:
                 self.stats.prepare_hits += 1
             return hit
 
-    def _decode(self, data: bytes, name: str) -> tuple[Any, np.ndarray, tuple[int, int], tuple[int, int, int, int]]:
+    def _decode(self, data: bytes, name: str) -> tuple[np.ndarray, np.ndarray, tuple[int, int]]:
+        """(decoded picture, displayed copy, original (width, height))."""
+        decoded, size = decode_for_model(data, name, self.cfg)
+        rgb, _ = display_copy(decoded)
+        return decoded, rgb, (int(size[0]), int(size[1]))
+
+    def _preprocess(self, decoded: np.ndarray, rgb: np.ndarray) -> tuple[Any, tuple[int, int, int, int]]:
+        """(preprocessing result of the decode, its crop box in the displayed copy's pixels)."""
         from ecg_core.imaging.preprocess import preprocess
 
-        decoded, size = decode_for_model(data, name, self.cfg)
         pre = preprocess(decoded, self.cfg)
-        rgb, _ = display_copy(decoded)
         crop = _scale_box(pre.crop_box, rgb.shape[1] / decoded.shape[1], rgb.shape[0] / decoded.shape[0], rgb.shape)
-        return pre, rgb, (int(size[0]), int(size[1])), crop
+        return pre, crop
 
     @staticmethod
     def _inspect(rgb: np.ndarray, sidecar: Mapping[str, Any] | None, size: tuple[int, int] | None = None
                  ) -> tuple[Any, Any, Any]:
-        """(ECG check, lead layout, report descriptor), sharing one analysis of the traces."""
+        """(ECG check, lead layout, report descriptor), sharing one analysis of the traces and one look for a
+        photographed page (:func:`~ecg_core.reports.leads.photo_layout`: what ``detect_layout`` and the descriptor
+        would each do first)."""
         from ecg_core.reports import ecg_check, leads, ood
 
         ta = ecg_check.analyse_traces(ecg_check.to_work(rgb))
-        desc = ood.describe_report(rgb, analysis=ta, original_size=size)
-        if sidecar is None:
-            return ecg_check.check_ecg(rgb, analysis=ta), leads.detect_layout(rgb, analysis=ta), desc
-        return (ecg_check.check_ecg(rgb, analysis=ta),
-                leads.layout_from_sidecar(scaled_sidecar(sidecar, rgb.shape[:2]), rgb.shape[:2]), desc)
+        photo = leads.photo_layout(rgb)  # None: not a photographed page
+        desc = ood.describe_report(rgb, analysis=ta, original_size=size, photo=photo)
+        check = ecg_check.check_ecg(rgb)
+        if sidecar is not None:
+            layout = leads.layout_from_sidecar(scaled_sidecar(sidecar, rgb.shape[:2]), rgb.shape[:2])
+        else:  # = leads.detect_layout(rgb, analysis=ta)
+            layout = photo if photo is not None else leads.detect_layout(rgb, analysis=ta, warp=False)
+        return check, layout, desc
 
     def _store_prepared(self, out: PreparedReport, sidecar: Mapping[str, Any] | None) -> None:
         with self._lock:
@@ -224,7 +234,8 @@ class ReportPipeline:
         hit = self._cached_prepared(h, sidecar)
         if hit is not None:
             return hit
-        pre, rgb, size, crop = self._decode(data, name)
+        decoded, rgb, size = self._decode(data, name)
+        pre, crop = self._preprocess(decoded, rgb)
         check, layout, desc = self._inspect(rgb, sidecar, size)
         out = PreparedReport(h, name, rgb, size, pre, crop, check, layout, self.config_hash, desc)
         self._store_prepared(out, sidecar)
@@ -234,19 +245,20 @@ class ReportPipeline:
                 sidecar: Mapping[str, Any] | None = None, key: str | None = None
                 ) -> tuple[PreparedReport, ExplainedReport]:
         """:meth:`prepare` then :meth:`explain` of the top class, with the ECG check and the lead detection (pure
-        OpenCV/NumPy, which release the GIL) running on a worker thread while the model runs: what the Explain page
-        calls for a new report."""
+        OpenCV/NumPy, which release the GIL) running on a worker thread, started as soon as the report is decoded,
+        while the preprocessing and the model run: what the Explain page calls for a new report."""
         h = key or file_hash(data)
         hit = self._cached_prepared(h, sidecar)
         if hit is not None:
             return hit, self.explain(hit, method=method)
-        pre, rgb, size, crop = self._decode(data, name)
+        decoded, rgb, size = self._decode(data, name)
         with self._lock:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ecg-inspect")
             pool = self._pool
         inspection = pool.submit(self._inspect, rgb, sidecar, size)
         try:
+            pre, crop = self._preprocess(decoded, rgb)
             probs, k, hm, notes = self._model_pass(pre.final, method, None, None)
         finally:
             check, layout, desc = inspection.result()
