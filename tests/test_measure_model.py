@@ -259,7 +259,28 @@ def test_train_command_with_a_measurement_arch_writes_progress(measure_run, tmp_
     # like a CNN run, the finished run knows its training reports' layout / paper / size (outside-data check)
     profile = json.loads((models / "job" / "ood_profile.json").read_text())
     assert profile["n_reports"] > 0 and profile.get("embedding") is None
+    # TensorBoard logs like the Keras runs' (issue 15.6): the CV figures and the boosting curve
+    tags = _event_tags(models / "job" / "tensorboard")
+    meta = registry.read_run(models / "job").meta
+    assert tags["cv"]["oof_macro_f1"] == [(0, pytest.approx(meta["metrics"]["macro_f1"], abs=1e-6))]
+    assert [s for s, _ in tags["cv"]["repeat_macro_f1"]] == [0]
+    assert [s for s, _ in tags["train"]["round_multi_logloss"]] == list(range(1, 11))  # one point per round
+    curve = [v for _, v in tags["train"]["round_multi_logloss"]]
+    assert curve[-1] < curve[0]  # the training loss falls
     assert main(["train-measure", "--data", str(data), "--models", str(models), "--params", "[1, 2]"]) != 0
+
+
+def _event_tags(log_dir) -> dict[str, dict[str, list[tuple[int, float]]]]:
+    """{writer: {tag: [(step, value)]}} of the TensorBoard event files under ``log_dir``."""
+    import tensorflow as tf
+
+    out: dict[str, dict[str, list]] = {}
+    for f in sorted(log_dir.rglob("*tfevents*")):
+        for e in tf.compat.v1.train.summary_iterator(str(f)):
+            for v in e.summary.value:
+                value = float(tf.make_ndarray(v.tensor)) if v.HasField("tensor") else v.simple_value
+                out.setdefault(f.parent.name, {}).setdefault(v.tag, []).append((int(e.step), value))
+    return out
 
 
 def test_summary_features_are_drawn_on_the_leads_that_made_them():

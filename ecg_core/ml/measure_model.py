@@ -201,15 +201,21 @@ def model_file_problem(folder: str | Path) -> str:
 # -------------------------------------------------------------------------------------------------- fitting
 def fit_lgbm(X: np.ndarray, y: np.ndarray, *, feature_names: Sequence[str], class_names: Sequence[str],
              params: Mapping[str, Any] | None = None, rounds: int = LGBM_ROUNDS,
-             boost: Sequence[float] | None = None) -> MeasureModel:
+             boost: Sequence[float] | None = None, record: dict[str, Any] | None = None) -> MeasureModel:
+    """A LightGBM model of the measurements; ``record`` (a dict) receives the weighted training multi-logloss per
+    boosting round (``record['train']['multi_logloss']``: the training curve; the trees do not depend on it)."""
     import lightgbm as lgb
 
     k = len(class_names)
     prm = {**LGBM_DEFAULTS, **(params or {}), "num_class": k}
     ds = lgb.Dataset(np.asarray(X, dtype=np.float64), label=np.asarray(y),
                      weight=class_weights(np.asarray(y), k, boost),
-                     feature_name=[_safe_name(n) for n in feature_names], free_raw_data=True)
-    booster = lgb.train(prm, ds, num_boost_round=int(rounds))
+                     feature_name=[_safe_name(n) for n in feature_names], free_raw_data=record is None)
+    if record is None:
+        booster = lgb.train(prm, ds, num_boost_round=int(rounds))
+    else:
+        booster = lgb.train({**prm, "metric": "multi_logloss"}, ds, num_boost_round=int(rounds), valid_sets=[ds],
+                            valid_names=["train"], callbacks=[lgb.record_evaluation(record)])
     return MeasureModel("lgbm", list(feature_names), list(class_names), booster=booster,
                         params={**prm, "rounds": int(rounds), "boost": list(boost) if boost is not None else None})
 

@@ -142,6 +142,31 @@ def _fit_one(
     return built.model, info, built
 
 
+def write_scalars(log_dir: str | Path, series: dict[str, dict[str, list[tuple[int, float]]]]) -> bool:
+    """TensorBoard scalar events for runs without a Keras fit (a measurement model): ``series`` maps a writer
+    (sub-folder of ``log_dir``, e.g. ``cv`` or ``train``) to tags and their (step, value) points, written like
+    :func:`_tensorboard_callback`'s (``tf.summary.write`` with the scalars plugin). True when written; False when
+    TensorFlow is unavailable or a write fails (the logs are optional: a training run never fails for them)."""
+    try:
+        import tensorflow as tf
+        from tensorflow.core.framework import summary_pb2
+    except ImportError:
+        return False
+    scalar = summary_pb2.SummaryMetadata(plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name="scalars"))
+    try:
+        for run, tags in series.items():
+            writer = tf.summary.create_file_writer(str(Path(log_dir) / run))
+            with writer.as_default():
+                for tag, points in tags.items():
+                    for step, value in points:
+                        tf.summary.write(tag, tf.constant(float(value), tf.float32), step=int(step), metadata=scalar)
+            writer.flush()
+            writer.close()
+    except (OSError, tf.errors.OpError):
+        return False
+    return True
+
+
 def _tensorboard_callback(log_dir: Path) -> Any:
     """Epoch scalars for ``tensorboard --logdir <models folder>``, in the layout of
     ``keras.callbacks.TensorBoard(update_freq="epoch", profile_batch=0, histogram_freq=0)``: writers ``train/`` and

@@ -126,8 +126,31 @@ def _fitter(kind: str, params: dict[str, Any], names: list[str], classes: list[s
         return lambda x, y: mm.fit_logreg(x, y, feature_names=names, class_names=classes, C=float(prm.get("C", 0.3)),
                                           boost=boost)
     rounds = int(prm.pop("rounds", mm.LGBM_ROUNDS))
-    return lambda x, y: mm.fit_lgbm(x, y, feature_names=names, class_names=classes, params=prm, rounds=rounds,
-                                    boost=boost)
+    return lambda x, y, record=None: mm.fit_lgbm(x, y, feature_names=names, class_names=classes, params=prm,
+                                                 rounds=rounds, boost=boost, record=record)
+
+
+def _tensorboard_logs(run_dir: Path, rep: Any, prob: np.ndarray, y: np.ndarray, repeats: int,
+                      classes: list[str], curve: dict[str, Any]) -> bool:
+    """The run's TensorBoard logs (``<run>/tensorboard``, like the Keras runs'; issue 15.6): writer ``cv`` with the
+    out-of-fold macro-F1, accuracy and per-class recall (step 0) and each repeat's out-of-fold macro-F1 (step =
+    repeat); writer ``train`` with the final LightGBM fit's training multi-logloss per boosting round."""
+    from sklearn.metrics import f1_score
+
+    from ecg_core.ml.train import TENSORBOARD_DIR, write_scalars
+
+    n = len(y) // max(repeats, 1)
+    pred = prob.argmax(1)
+    cv = {"oof_macro_f1": [(0, rep.macro["f1"])], "oof_accuracy": [(0, rep.accuracy)],
+          "repeat_macro_f1": [(r, f1_score(y[r * n:(r + 1) * n], pred[r * n:(r + 1) * n], average="macro",
+                                           labels=list(range(len(classes))), zero_division=0))
+                              for r in range(repeats)]}
+    cv.update({f"oof_recall/{c}": [(0, pc.recall)] for c, pc in zip(classes, rep.per_class)})
+    series = {"cv": cv}
+    loss = (curve.get("train") or {}).get("multi_logloss")
+    if loss:
+        series["train"] = {"round_multi_logloss": list(enumerate(loss, start=1))}
+    return write_scalars(run_dir / TENSORBOARD_DIR, series)
 
 
 def train_measure(data_dir: str | Path, models_dir: str | Path, *, run_id: str | None = None, kind: str = "lgbm",
@@ -203,8 +226,10 @@ def train_measure(data_dir: str | Path, models_dir: str | Path, *, run_id: str |
         atomic_write_json(run_dir / "eval_kfold.json", rep.to_dict())
         atomic_write_json(run_dir / "eval.json", rep.to_dict())
         t_fit = time.time()
-        model = fit(X, y)
+        curve: dict[str, Any] = {}
+        model = fit(X, y, record=curve) if kind == "lgbm" else fit(X, y)
         fit_s = time.time() - t_fit
+        _tensorboard_logs(run_dir, rep, prob, yy, repeats, classes, curve)
         model.temperature = temp
         model.save(run_dir)
         metrics = {"split": "oof", "n": rep.n, "n_distinct": rep.n_distinct, "accuracy": rep.accuracy,
