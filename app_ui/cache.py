@@ -87,7 +87,6 @@ def perlead_model(run_path: str, run_key: str) -> tuple[Any, Explainer]:
     stage, per run folder and model file time (``run_key``, part of :func:`explainer_cache`'s key), from the app's
     shared :func:`explainer_cache`: the start-up warm-up loads the default ensemble's per-lead member there."""
     from ecg_core.ml import registry
-    from ecg_core.ml.zoo import last_conv_layer_name
 
     run = registry.read_run(run_path)
     warm = start_warmup()
@@ -95,27 +94,20 @@ def perlead_model(run_path: str, run_key: str) -> tuple[Any, Explainer]:
     with st.spinner(f"Loading model {run.run_id}..."):
         if state.status == "warming":
             warm.wait(timeout=120)  # the warm-up may be loading this model (an ensemble's member): never load it twice
-        layer = run.meta.get("last_conv_layer") or None
-        if layer is None:
-            layer = last_conv_layer_name(registry.load_model(run))
-        exp = explainer_cache().get(run, layer=layer)
+        exp = explainer_cache().get(run)  # its last conv layer: run.json's, else the model's last conv stage
     return exp.model, exp
 
 
 def ensemble(run: RunInfo) -> tuple[Any, list[Any]]:
     """An ensemble run's loaded :class:`ecg_core.reports.ensemble.Ensemble` and each member's bundle (a measurement
     model, or a per-lead (Keras model, explainer) pair), from the same caches as the members' own views."""
-    from ecg_core.reports.ensemble import Ensemble, member_runs
+    from ecg_core.reports.ensemble import assemble, member_runs
 
     members, weights, temperature = member_runs(run)
     bundles = [measure_model(str(m.path), run_key(m)) if m.is_measurement else perlead_model(str(m.path), run_key(m))
                for m in members]
     models = [b if m.is_measurement else b[0] for m, b in zip(members, bundles)]
-    if members and members[0].class_names != run.class_names:
-        from ecg_core.core.errors import EcgCoreError
-
-        raise EcgCoreError(f"run {run.run_id!r}: its classes disagree with its members'; refused")
-    return Ensemble(run, members, models, weights, temperature), bundles
+    return assemble(run, members, models, weights, temperature), bundles
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)

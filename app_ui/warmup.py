@@ -150,7 +150,7 @@ class Warmup:
                 members = member_runs(run)[0]
                 networks = [m for m in members if not m.is_measurement]
                 # the network first: importing TensorFlow is the long part
-                explainers = [cache.get(m, layer=m.meta.get("last_conv_layer") or None) for m in networks]
+                explainers = [cache.get(m) for m in networks]
                 for m in members:
                     if m.is_measurement:
                         registry.load_model(m)
@@ -169,9 +169,9 @@ class Warmup:
                 if len(networks) < len(members):  # a measurement member reads the report with neurokit2: import it
                     prefetch = "neurokit2"        # after "ready" (about 3 s here), before the first upload
                 return
-            panels = run.input_kind == "report_panels"  # a per-lead CNN: the layer its own view explains
-            explainer = cache.get(run, layer=run.meta.get("last_conv_layer") or None) if panels else cache.get(run)
-            lap("load")  # (the line above imports Keras/TensorFlow and loads the model)
+            panels = run.input_kind == "report_panels"  # a per-lead CNN: Grad-CAM alone on its panel mosaic
+            explainer = cache.get(run)  # imports Keras/TensorFlow and loads the model
+            lap("load")
             x = np.zeros(tuple(explainer.input_shape), dtype=np.float32)
             explainer.predict_proba(x)
             lap("predict")

@@ -244,16 +244,21 @@ def member_runs(info: RunInfo) -> tuple[list[RunInfo], list[float], float]:
             float(info.meta.get("temperature", 1.0)))
 
 
+def assemble(info: RunInfo, members: list[RunInfo], models: list[Any], weights: Sequence[float],
+             temperature: float) -> Ensemble:
+    """The :class:`Ensemble` of an ensemble run from its member runs and their loaded models (refused when the
+    members' classes differ from the run's)."""
+    if members and members[0].class_names != info.class_names:
+        raise EcgCoreError(f"run {info.run_id!r}: its classes disagree with its members'; refused")
+    return Ensemble(info, members, models, [float(w) for w in weights], float(temperature))
+
+
 def load_ensemble(info: RunInfo) -> Ensemble:
     """Load an ensemble run's members (each through :func:`ecg_core.ml.registry.load_model`)."""
     from ecg_core.ml.registry import load_model
 
-    spec = info.meta.get("members") or []
-    runs = _member_runs(info.path.parent, [m["run_id"] for m in spec])
-    if runs[0].class_names != info.class_names:
-        raise EcgCoreError(f"run {info.run_id!r}: its classes disagree with its members'; refused")
-    return Ensemble(info, runs, load_model(info), [float(m["weight"]) for m in spec],
-                    float(info.meta.get("temperature", 1.0)))
+    runs, weights, temperature = member_runs(info)
+    return assemble(info, runs, load_model(info), weights, temperature)
 
 
 def member_table(ens: Ensemble, model_index: int, files: Sequence[str | Path], *, root: Any = None,

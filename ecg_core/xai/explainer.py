@@ -248,13 +248,14 @@ class ExplainerCache:
             stamp = model_file.stat().st_mtime_ns
         except OSError as e:
             raise ModelLoadError(f"run {info.run_id!r}: cannot read {model_file.name} ({e})") from e
+        layer = layer or info.meta.get("last_conv_layer") or None  # the effective layer: one key per explainer
         key = (str(info.path.resolve()), stamp, layer, options)
         with self._lock:
             hit = self._items.get(key)  # a hit becomes the most recently used
             if hit is not None:
                 return hit
         model = registry.load_model(info)
-        exp = Explainer(model, layer=layer or info.meta.get("last_conv_layer") or None,
+        exp = Explainer(model, layer=layer,
                         class_names=info.class_names or None, options=options)
         with self._lock:
             self.loads += 1
