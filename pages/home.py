@@ -25,14 +25,27 @@ _warmup = cache.start_warmup()  # started by streamlit_app.py; also when this pa
 _polling = not _warmup.state().done
 # every poll is a fragment run that competes with the warm-up thread for the interpreter: polling twice a second
 # made the warm-up itself take 49-197 s in the server (bench/cold_start.py, 2 busy cores) against 13-17 s when
-# polling every 2 s, which costs at most 2 s of delay in showing "ready"
+# polling every 2 s. So that "ready" shows without waiting for the next poll, each poll (a fragment-only run, never
+# the page's first run: the rest of the page must not wait) also waits up to WARMUP_WAIT_S on the warm-up's done
+# event, which holds no interpreter lock; the price: a click during the first seconds may wait up to that long
 WARMUP_POLL_S = 2.0
+WARMUP_WAIT_S = 1.5
+
+
+def _fragment_only_run() -> bool:
+    """True when this script run reruns fragments only (a poll), not the whole page."""
+    from streamlit.runtime.scriptrunner import get_script_run_ctx
+
+    ctx = get_script_run_ctx()
+    return bool(ctx is not None and ctx.fragment_ids_this_run)
 
 
 @st.fragment(run_every=WARMUP_POLL_S if _polling else None)
 def _warmup_status(polling: bool) -> None:
     """One line about the background load of the default model; polls every WARMUP_POLL_S s while it loads."""
     s = _warmup.state()
+    if s.status == "warming" and polling and _fragment_only_run():
+        s = _warmup.wait(timeout=WARMUP_WAIT_S)
     if s.status == "warming":
         which = f" (`{s.run_id}`)" if s.run_id else ""
         st.caption(f"⏳ Loading the default model in the background…{which} {s.seconds:.0f} s so far; every page "
