@@ -67,3 +67,50 @@ def test_a_cache_that_cannot_be_written_never_fails_a_file(tiny, tmp_path, monke
     assert (df["reason"] == "").all() and (df["predicted"] != "").all()
     assert df["predicted"].tolist() == plain["predicted"].tolist()
     assert not list(Path(tmp_path / "c").rglob("*.npy"))
+
+
+def test_byte_identical_copies_are_prepared_once_and_keep_their_own_rows(tiny, tmp_path, monkeypatch) -> None:
+    import shutil
+
+    from ecg_core.reports import batch, ecg_check, pipeline
+
+    model, cfg, files = tiny
+    folder = tmp_path / "copies"
+    folder.mkdir()
+    paths = []
+    for i, f in enumerate(files):  # each report twice (a copy under another name), then an unreadable file twice
+        paths += [shutil.copy(f, folder / f"r{i}.png"), shutil.copy(f, folder / f"copy of r{i}.png")]
+    for name in ("broken.png", "broken copy.png"):
+        (folder / name).write_bytes(b"not an image at all")
+        paths.append(folder / name)
+    checked, decoded = [], []
+    orig_check, orig_decode = ecg_check.check_ecg, pipeline.decode_for_model
+    monkeypatch.setattr(ecg_check, "check_ecg", lambda rgb, **kw: checked.append(1) or orig_check(rgb, **kw))
+    monkeypatch.setattr(pipeline, "decode_for_model",
+                        lambda data, name, c: decoded.append(name) or orig_decode(data, name, c))
+    df = batch.predict_files(model, cfg, [Path(p) for p in paths], class_names=CLASSES, batch_size=2, root=folder)
+    # one check per distinct picture; one decode per distinct content (the broken bytes too)
+    assert len(checked) == 3 and len(decoded) == 4
+    probs = [f"prob_{c}" for c in CLASSES]
+    for i in range(3):
+        a, b = df.iloc[2 * i], df.iloc[2 * i + 1]
+        assert (a["path"], b["path"]) == (f"r{i}.png", f"copy of r{i}.png")
+        assert a["predicted"] == b["predicted"] != "" and list(a[probs]) == list(b[probs])
+    # without the memo (the previous behaviour) the same probabilities: a copy's row is what it would have been
+    alone = batch.predict_files(model, cfg, [Path(paths[1])], class_names=CLASSES)
+    assert list(alone.iloc[0][probs]) == pytest.approx(list(df.iloc[1][probs]), abs=1e-6)
+    # the unreadable copy's reason names the copy, not the file that was read first
+    r1, r2 = df.iloc[-2]["reason"], df.iloc[-1]["reason"]
+    assert r1.startswith(batch.REASON_UNREADABLE) and r2.startswith(batch.REASON_UNREADABLE)
+    assert ("broken.png" in r1) != ("broken.png" in r2) and "broken copy.png" in r1 + r2
+
+
+def test_the_run_memo_keeps_only_the_most_recent_contents() -> None:
+    from ecg_core.reports.batch import _RunMemo
+
+    memo = _RunMemo(size=2)
+    first, owner = memo.claim("a")
+    assert owner and memo.claim("a") == (first, False)
+    memo.claim("b")
+    memo.claim("c")  # "a" leaves: a later copy of it is prepared again
+    assert list(memo.slots) == ["b", "c"] and memo.claim("a")[1]

@@ -7,8 +7,10 @@ single report (:func:`ecg_core.reports.pipeline.decode_for_model`).
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +86,7 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
     # threads preparing files never wait on the disk; all done before this returns
     writer = ThreadPoolExecutor(max_workers=4, thread_name_prefix="predict-cache") if cache_root is not None else None
     caches = _BatchCaches.under(cache_root, writer=writer) if cache_root is not None else None
+    memo = _RunMemo()  # byte-identical copies in the folder: prepared once
     pending: list[tuple[int, np.ndarray]] = []
     with_ood = not (isinstance(ood, str) and ood == "none")
     descs: dict[int, Any] = {}
@@ -123,7 +126,7 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
         for i in range(n):
             while submitted < n and submitted < i + window:
                 futures[submitted] = pool.submit(_batch_prepare, Path(files[submitted]), cfg, check, caches,
-                                                 with_ood)
+                                                 with_ood, memo)
                 submitted += 1
             x, score, reason, desc = futures.pop(i).result()
             if desc is not None:
@@ -207,16 +210,83 @@ def _put_quietly(cache: Any, args: tuple[Any, ...]) -> None:
         pass
 
 
-def _batch_prepare(p: Path, cfg: Any, check: bool, caches: _BatchCaches | None = None, describe: bool = False
-                   ) -> tuple[np.ndarray | None, float, str, Any]:
+@dataclass
+class _Slot:
+    """One distinct file content of a batch: set when its preparation is done."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    result: Any = None
+    error: BaseException | None = None  # an unexpected error of the preparation: raised for every copy too
+    name: str = ""  # the file that was prepared (its name in the reason is the copy's own in a copy's row)
+
+
+@dataclass
+class _RunMemo:
+    """Results of :func:`_prepare_bytes` by content hash within one :func:`predict_files` call, so that the
+    byte-identical copies of a folder (the Mendeley dataset holds 928 files of 491 distinct images) are decoded,
+    checked and preprocessed once, also those prepared at the same time or without the on-disk caches. The first
+    worker to claim a hash prepares it; the others wait for its result (the claimer is already running, so a wait
+    cannot deadlock). Only the ``size`` most recently claimed contents are kept (memory stays bounded on a large
+    folder; an older copy is prepared again, or found in the on-disk caches)."""
+
+    size: int = 256
+    slots: OrderedDict[str, _Slot] = field(default_factory=OrderedDict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def claim(self, h: str) -> tuple[_Slot, bool]:
+        """(the hash's slot, whether the caller owns it and must prepare it)."""
+        with self.lock:
+            slot = self.slots.get(h)
+            if slot is not None:
+                return slot, False
+            slot = self.slots[h] = _Slot()
+            while len(self.slots) > self.size:  # the oldest: done long ago (a waiter holds its own reference)
+                self.slots.popitem(last=False)
+            return slot, True
+
+
+def _batch_prepare(p: Path, cfg: Any, check: bool, caches: _BatchCaches | None = None, describe: bool = False,
+                   memo: _RunMemo | None = None) -> tuple[np.ndarray | None, float, str, Any]:
     """Decode, check and preprocess one file (in a worker thread): (model input or None, ECG score, reason,
     report descriptor or None). ``describe``: also :func:`ecg_core.reports.ood.describe_report` of a report that
-    passed the check (cached by content hash like the verdicts).
+    passed the check (cached by content hash like the verdicts). ``memo``: a copy of a file this batch has
+    already prepared (same bytes) gets that file's result.
 
     With ``caches``, a file whose verdict and array are cached is not decoded at all, and what is computed is
     stored; the model input is then the cached uint8 array / 255 (exactly what training fed the model), also on
     the first run, so that a first and a second run give the same probabilities."""
     from ecg_core.imaging.loader import read_bytes
+
+    try:
+        data = read_bytes(p)
+    except EcgCoreError as e:
+        return None, np.nan, f"{REASON_UNREADABLE}: {e}", None
+    except MemoryError as e:
+        return None, np.nan, f"{REASON_UNREADABLE}: {type(e).__name__}: {e}", None
+    h = file_hash(data) if caches is not None or memo is not None else ""
+    if memo is None:
+        return _prepare_bytes(data, p.name, h, cfg, check, caches, describe)
+    slot, owner = memo.claim(h)
+    if not owner:
+        slot.done.wait()
+        if slot.error is not None:
+            raise slot.error
+        x, score, reason, desc = slot.result
+        return x, score, reason.replace(slot.name, p.name) if slot.name and reason else reason, desc
+    slot.name = p.name
+    try:
+        slot.result = _prepare_bytes(data, p.name, h, cfg, check, caches, describe)
+    except BaseException as e:
+        slot.error = e
+        raise
+    finally:  # also on an unexpected error, so that no copy waits forever
+        slot.done.set()
+    return slot.result
+
+
+def _prepare_bytes(data: bytes, name: str, h: str, cfg: Any, check: bool, caches: _BatchCaches | None,
+                   describe: bool) -> tuple[np.ndarray | None, float, str, Any]:
+    """:func:`_batch_prepare` of the file's bytes ``data`` and their content hash ``h``."""
     from ecg_core.imaging.preprocess import preprocess
     from ecg_core.reports.ecg_check import check_ecg
     from ecg_core.reports.ood import describe_report
@@ -225,8 +295,6 @@ def _batch_prepare(p: Path, cfg: Any, check: bool, caches: _BatchCaches | None =
     score = np.nan
     desc = None
     try:
-        data = read_bytes(p)
-        h = file_hash(data) if caches is not None else ""
         chk = caches.checks.get(h) if caches is not None and check else None
         if chk is not None and not chk.is_ecg:
             return None, chk.score, f"{REASON_NOT_ECG}: " + "; ".join(chk.failed), None
@@ -234,7 +302,7 @@ def _batch_prepare(p: Path, cfg: Any, check: bool, caches: _BatchCaches | None =
         if describe and caches is not None and caches.descriptors is not None:
             desc = caches.descriptors.get(h)
         if arr is None or (check and chk is None) or (describe and desc is None):
-            rgb, size = decode_for_model(data, p.name, cfg)  # the Explain page's decode
+            rgb, size = decode_for_model(data, name, cfg)  # the Explain page's decode
             scan = None
             if check and chk is None:
                 chk = check_ecg(rgb, keep_scan=describe)
