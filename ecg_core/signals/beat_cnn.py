@@ -7,7 +7,10 @@
   absolute interval: a record-wide rate names the patient), log-transformed and clipped, plus a "has V1" flag;
 * :func:`build_beat_cnn`: a small flat functional Keras graph (three Conv1D blocks -> global average pooling,
   concatenated with a Dense embedding of the RR input -> softmax over the beat classes); standard layers only, so
-  that the ``.keras`` file loads in safe mode.
+  that the ``.keras`` file loads in safe mode;
+* :func:`build_spectral_rr_cnn`: the same idea on the seed's spectral image of the beat (issue 17, item 4a): three
+  Conv2D blocks over the (64, 64, 1) STFT image, flattened at 4 x 4 (time and frequency position kept), concatenated
+  with the Dense embedding of the same RR input -> softmax.
 """
 
 from __future__ import annotations
@@ -68,17 +71,59 @@ def build_beat_cnn(n_classes: int, *, n_samples: int = 176, n_leads: int = 2, n_
     rr = keras.Input(shape=(n_rr,), name="rr")
     x = beat
     for i, (f, k) in enumerate(((width, 7), (2 * width, 5), (2 * width, 5)), start=1):
-        x = layers.Conv1D(f, k, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = layers.BatchNormalization(name=f"bn{i}")(x)
-        x = layers.Activation("relu", name=f"relu{i}")(x)
-        x = layers.MaxPooling1D(2, name=f"pool{i}")(x)
+        x = _conv_block(x, layers.Conv1D(f, k, padding="same", use_bias=False, name=f"conv{i}"),
+                        layers.MaxPooling1D(2, name=f"pool{i}"), i)
     x = layers.GlobalAveragePooling1D(name="gap")(x)
+    return keras.Model([beat, rr], _rr_head(x, rr, n_classes, dropout), name="beat_cnn_rr")
+
+
+def _conv_block(x: Any, conv: Any, pool: Any, i: int, **bn: Any) -> Any:
+    """``conv`` -> BatchNormalization(``bn``) -> ReLU -> ``pool`` (layers named ``bn<i>``, ``relu<i>``)."""
+    from keras import layers
+
+    x = layers.BatchNormalization(name=f"bn{i}", **bn)(conv(x))
+    return pool(layers.Activation("relu", name=f"relu{i}")(x))
+
+
+def _rr_head(x: Any, rr: Any, n_classes: int, dropout: float) -> Any:
+    """The image / window features ``x`` concatenated with Dense(16, relu) of the RR input -> Dense(32, relu) ->
+    Dropout -> softmax over ``n_classes``: the head both CNNs share."""
+    from keras import layers
+
     r = layers.Dense(16, activation="relu", name="rr_dense")(rr)
     h = layers.Concatenate(name="concat")([x, r])
     h = layers.Dense(32, activation="relu", name="fc")(h)
     h = layers.Dropout(dropout, name="fc_dropout")(h)
-    out = layers.Dense(n_classes, activation="softmax", name="probs")(h)
-    return keras.Model([beat, rr], out, name="beat_cnn_rr")
+    return layers.Dense(n_classes, activation="softmax", name="probs")(h)
 
 
-__all__ = ["CNN_RR_FEATURES", "beat_windows", "build_beat_cnn", "rr_matrix"]
+def build_spectral_rr_cnn(n_classes: int, *, image_shape: tuple[int, int, int] = (64, 64, 1),
+                          n_rr: int = len(CNN_RR_FEATURES) + 1, width: int = 16, dropout: float = 0.3,
+                          seed: int = 0) -> Any:
+    """The flat functional spectral-image CNN with the RR context as a second input (issue 17, item 4a).
+
+    Inputs: ``spectral`` float32 ``image_shape`` (height, width, channels) in [0, 1] -- the seed's STFT image of the
+    beat window as :func:`ecg_core.signals.arrhythmia.model_inputs` feeds it (uint8 / 255) -- and ``rr`` float32
+    (n_rr,) from :func:`rr_matrix`. Graph: Conv2D(``width``, 3x3, stride 2) and two Conv2D(2 x ``width``, 3x3), each
+    followed by BatchNorm (momentum 0.9, the seed's), ReLU and 2x2 max-pooling ('same' padding, so small test images
+    work); the last map (4 x 4 at 64 x 64) is flattened rather than averaged, because a spectrogram is not
+    shift-invariant (the row is the frequency, the column the time from the R peak). The RR input goes through
+    Dense(16, relu); both are concatenated -> Dense(32, relu) -> Dropout(``dropout``) -> softmax over
+    ``n_classes``. About 31 000 parameters at 64 x 64 x 1 with ``width=16``; standard layers only (safe-mode
+    ``.keras``).
+    """
+    import keras
+    from keras import layers
+
+    keras.utils.set_random_seed(seed)
+    img = keras.Input(shape=tuple(int(v) for v in image_shape), name="spectral")
+    rr = keras.Input(shape=(n_rr,), name="rr")
+    x = img
+    for i, (f, stride) in enumerate(((width, 2), (2 * width, 1), (2 * width, 1)), start=1):
+        x = _conv_block(x, layers.Conv2D(f, 3, strides=stride, padding="same", use_bias=False, name=f"conv{i}"),
+                        layers.MaxPooling2D(2, padding="same", name=f"pool{i}"), i, momentum=0.9)
+    x = layers.Flatten(name="flatten")(x)
+    return keras.Model([img, rr], _rr_head(x, rr, n_classes, dropout), name="spectral_cnn_rr")
+
+
+__all__ = ["CNN_RR_FEATURES", "beat_windows", "build_beat_cnn", "build_spectral_rr_cnn", "rr_matrix"]
