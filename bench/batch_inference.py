@@ -22,7 +22,8 @@ copies share it), so the cold run is timed once more on one file per distinct co
 (``ratio_loop_cold_distinct_files``; mendeley-dev holds 648 files of 343 distinct pictures). Gated (``--gate``,
 default ``warm``): the prediction loop / ``model.predict``, target >= 0.8; the cold and no-check ratios are
 printed beside it. The whole command adds a fixed ~5 s (Python + TensorFlow start-up, model load) that says
-nothing about batch throughput over 648 files, so it is printed but not gated. ``ceiling_ratio_*``: what the loop could reach at best, if the model cost nothing and the per-file work
+nothing about batch throughput over 648 files, so it is printed but not gated. ``ceiling_ratio_*``: what the loop
+could reach at best, if the model cost nothing and the per-file work
 (read, decode, check, descriptor, preprocess: the stage times) spread perfectly over the cores; when it is below the
 target, no batching or threading of the command can meet it and the per-file stages must get cheaper.
 ``ceiling_ratio_*_with_model``: the same bound when the model's own CPU time per file (measured, ~one core on two:
