@@ -118,9 +118,11 @@ def cmd_cv(args: argparse.Namespace) -> None:
     params = acv.params_of(args.gbm, args.trees)
     keyid = {k: i for i, k in enumerate(ag.CLASS_KEYS)}
     recs = sorted(acv.record_paths())
-    assert sorted(r for f in FOLDS for r in f) == recs, "fold assignment must cover every record once"
-    gbm_path = acv.CACHE / f"{CNN_VERSION}_{acv.VERSION}_oof_{args.gbm}{tag}.npz"
-    cnn_path = acv.CACHE / f"{CNN_VERSION}_{acv.VERSION}_oof_cnn_e{args.epochs}_s{args.seed}{tag}.npz"
+    folds = FOLDS if args.folds == "5" else tuple((r,) for r in recs)
+    fs, cand = ("", "5fold") if args.folds == "5" else ("_loro", "loro")  # cache tag, candidate suffix
+    assert sorted(r for f in folds for r in f) == recs, "fold assignment must cover every record once"
+    gbm_path = acv.CACHE / f"{CNN_VERSION}_{acv.VERSION}_oof{fs}_{args.gbm}{tag}.npz"
+    cnn_path = acv.CACHE / f"{CNN_VERSION}_{acv.VERSION}_oof{fs}_cnn_e{args.epochs}_s{args.seed}{tag}.npz"
     seconds: dict[str, list[float]] = {"gbm": [], "cnn": []}
     if gbm_path.is_file() and not args.refit:
         z = np.load(gbm_path, allow_pickle=False)
@@ -130,7 +132,7 @@ def cmd_cv(args: argparse.Namespace) -> None:
         p_gbm = np.full((len(ebeats), len(ag.BEAT_CLASSES)), np.nan)
         pv_beat = np.full(len(ebeats), np.nan)
         pv_win = np.full(len(wins), np.nan)
-        for k, test in enumerate(FOLDS):
+        for k, test in enumerate(folds):
             t0 = time.perf_counter()
             te_b = beats["record"].isin(test).to_numpy()
             te_w = wins["record"].isin(test).to_numpy()
@@ -154,13 +156,21 @@ def cmd_cv(args: argparse.Namespace) -> None:
         rr_ev = rr_matrix(ebeats)
         x_ev = np.concatenate([emap[r] for r in ebeats["record"].drop_duplicates()])
         assert len(x_all) == len(beats) and len(x_ev) == len(ebeats)
-        for k, test in enumerate(FOLDS):
+        for k, test in enumerate(folds):
             t1 = time.perf_counter()
             te_b = beats["record"].isin(test).to_numpy()
             lab = (~te_b) & beats["label"].isin(ag.BEAT_CLASSES).to_numpy()
             y = beats.loc[lab, "label"].map({c: i for i, c in enumerate(ag.BEAT_CLASSES)}).to_numpy()
-            cnn = train_cnn(x_all[lab], rr_all[lab], y, beats.loc[lab, "record"].to_numpy(), epochs=args.epochs,
-                            seed=args.seed)
+            # the fold's trained CNN is kept, so that scoring other rows (--eval-peaks) does not train it again
+            wfile = acv.CACHE / (f"{CNN_VERSION}_{acv.VERSION}_cnnfold{fs}_{'-'.join(test)}_e{args.epochs}"
+                                 f"_s{args.seed}.weights.h5")
+            if wfile.is_file() and not args.refit:
+                cnn = build_beat_cnn(len(ag.BEAT_CLASSES), seed=args.seed)
+                cnn.load_weights(wfile)
+            else:
+                cnn = train_cnn(x_all[lab], rr_all[lab], y, beats.loc[lab, "record"].to_numpy(),
+                                epochs=args.epochs, seed=args.seed)
+                cnn.save_weights(wfile)
             t2 = time.perf_counter()
             te_e = ebeats["record"].isin(test).to_numpy()
             p_cnn[te_e] = cnn.predict({"beat": x_ev[te_e].astype(np.float32), "rr": rr_ev[te_e]},
@@ -171,20 +181,21 @@ def cmd_cv(args: argparse.Namespace) -> None:
         np.savez(cnn_path, p_cnn=p_cnn, seconds=np.array(seconds["cnn"]))
     # ---- candidates from the out-of-fold probabilities ----
     cands = {
-        f"{args.gbm}_5fold": (p_gbm, True),
-        "cnn1d_rr_5fold": (p_cnn, False),
-        "cnn1d_rr_bbb120_5fold": (p_cnn, True),
-        f"ens_mean_{args.gbm}_cnn1d_5fold": ((p_gbm + p_cnn) / 2.0, True),
+        f"{args.gbm}_{cand}": (p_gbm, True),
+        f"cnn1d_rr_{cand}": (p_cnn, False),
+        f"cnn1d_rr_bbb120_{cand}": (p_cnn, True),
+        f"ens_mean_{args.gbm}_cnn1d_{cand}": ((p_gbm + p_cnn) / 2.0, True),
     }
     if args.gbm2:  # a second booster's out-of-fold probabilities (run `cv --gbm <it>` first, same --eval-peaks)
-        z2 = np.load(acv.CACHE / f"{CNN_VERSION}_{acv.VERSION}_oof_{args.gbm2}{tag}.npz", allow_pickle=False)
-        cands[f"ens_mean_{args.gbm}_{args.gbm2}_cnn1d_5fold"] = ((p_gbm + z2["p_gbm"] + p_cnn) / 3.0, True)
+        z2 = np.load(acv.CACHE / f"{CNN_VERSION}_{acv.VERSION}_oof{fs}_{args.gbm2}{tag}.npz", allow_pickle=False)
+        cands[f"ens_mean_{args.gbm}_{args.gbm2}_cnn1d_{cand}"] = ((p_gbm + z2["p_gbm"] + p_cnn) / 3.0, True)
     if args.only:
         cands = {k: v for k, v in cands.items() if any(o in k for o in args.only.split(","))}
     lab_all = ebeats["label"].isin(ag.BEAT_CLASSES).to_numpy()
     vfw = (wins["vf_frac"] >= 0.999).to_numpy()
-    out = {"protocol": "record-grouped 5-fold CV (records whole) on mitdb-ds1 (22) + vfdb-dev (4); record "
-                       "bootstrap 95% CI", "folds": [list(f) for f in FOLDS], "gbm": args.gbm,
+    scheme = "record-grouped 5-fold CV (records whole)" if args.folds == "5" else "leave-one-record-out CV"
+    out = {"protocol": f"{scheme} on mitdb-ds1 (22) + vfdb-dev (4); record bootstrap 95% CI",
+           "folds": [list(f) for f in folds], "gbm": args.gbm,
            "epochs": args.epochs, "eval_peaks": ev, "fold_seconds": seconds, "candidates": {}}
     for name, (pb, rule) in cands.items():
         ys, yh, gs = [], [], []
@@ -231,6 +242,8 @@ def main() -> None:
     cv.add_argument("--only", default="", help="score only candidates whose name contains one of these (comma list)")
     cv.add_argument("--eval-peaks", default="annotations", choices=("annotations", "detect"),
                     help="rows scored: annotated beats, or neurokit2 detections (training stays on annotations)")
+    cv.add_argument("--folds", default="5", choices=("5", "loro"),
+                    help="the fixed record-grouped 5 folds (FOLDS), or leave-one-record-out (26 folds)")
     cv.add_argument("--out", default=str(acv.CACHE / "cnn_cv.json"))
     cv.set_defaults(func=cmd_cv)
     sh = sub.add_parser("ship", help="train the ensemble on all records into --run (its run.json must exist)")

@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 
 from _arrhythmia_run import RUN_ID, SIZE, tiny_models  # noqa: F401  (session fixture)
+from ecg_core.core.formatting import fmt_value_ci
 from ecg_core.signals import arrhythmia as arr
 from ecg_core.signals import sources, spectral_cam
 from ecg_core.ml import registry
@@ -344,6 +345,9 @@ def test_tiny_run_carries_spectral_config_and_predicts(tiny_models: Path, demo_d
         cam_fn(np.zeros((*SIZE, 1), np.float32), class_index=6)
     facts = arr.run_facts(bundle.meta)
     assert facts["architecture"] == "shallow_cnn" and facts["image"] == "stft 32x32"
+    assert "leave-one-record-out macro-F1" not in facts  # this run has no such CV
+    lo = arr.run_facts({**bundle.meta, "loro": {"macro_f1": 0.647, "macro_f1_ci": [0.483, 0.748]}})
+    assert lo["leave-one-record-out macro-F1"] == fmt_value_ci(0.647, [0.483, 0.748]) != ""
 
 
 def test_non_arrhythmia_runs_are_not_offered(tiny_models: Path, tmp_path: Path) -> None:

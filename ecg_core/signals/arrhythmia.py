@@ -361,12 +361,13 @@ def class_info(key: str) -> ClassInfo:
 
 
 def run_facts(meta: dict[str, Any]) -> dict[str, Any]:
-    """What the page shows about a run: architecture, test and k-fold metrics, training records, image settings."""
+    """What the page shows about a run: architecture, test and k-fold metrics (leave-one-record-out too when the run
+    has it), training records, image settings."""
     spec = meta.get("spectral") or {}
     cfg = spec.get("spectral_config") or {}
     m = meta.get("metrics") or {}
     kf = meta.get("kfold") or {}
-    return {
+    facts = {
         "run": meta.get("run_id", ""),
         "architecture": meta.get("arch", ""),
         "image": f"{cfg.get('method', '?')} {'x'.join(map(str, cfg.get('size', [])))}",
@@ -375,6 +376,10 @@ def run_facts(meta: dict[str, Any]) -> dict[str, Any]:
         "test accuracy": fmt_value_ci(m.get("accuracy"), m.get("accuracy_ci")),
         "k-fold macro-F1": fmt_value_ci(kf.get("macro_f1"), kf.get("macro_f1_ci")),
     }
+    lo = meta.get("loro")
+    if isinstance(lo, dict):  # a run judged by leave-one-record-out CV as well
+        facts["leave-one-record-out macro-F1"] = fmt_value_ci(lo.get("macro_f1"), lo.get("macro_f1_ci"))
+    return facts
 
 
 #: PhysioNet databases the spectral sets are built from, by record id, for runs whose ``run.json`` predates
