@@ -254,6 +254,19 @@ VF span is VF.
 """
 
 
+def per_record_lines(rep: dict) -> list[str]:
+    """The model card's per-record confusion of a CV report: one markdown bullet per held-out record, "true ->
+    predicted counts"."""
+    lines = []
+    for rid, conf in sorted(rep["per_record_confusion"].items()):
+        by_true: dict[str, list[str]] = {}
+        for pred, col in sorted(conf.items()):
+            for true, v in col.items():
+                by_true.setdefault(true, []).append(f"{pred} {v}")
+        lines.append(f"- **{rid}**: " + "; ".join(f"{t} -> " + ", ".join(x) for t, x in sorted(by_true.items())))
+    return lines
+
+
 def fmt_row(name: str, rep: dict) -> str:
     pc = rep["per_class_f1"]
     ci = rep["macro_f1_ci"]
@@ -311,13 +324,7 @@ def cmd_ship(args: argparse.Namespace) -> None:
     table = ["| candidate | macro-F1 (95% CI) | " + " | ".join(ag.CLASS_KEYS) + " |",
              "|---|---|" + "---|" * len(ag.CLASS_KEYS)]
     table += [fmt_row(n, r) for n, r in cv["candidates"].items()]
-    lines = []
-    for rid, conf in sorted(rep["per_record_confusion"].items()):
-        by_true: dict[str, list[str]] = {}
-        for pred, col in sorted(conf.items()):
-            for true, v in col.items():
-                by_true.setdefault(true, []).append(f"{pred} {v}")
-        lines.append(f"- **{rid}**: " + "; ".join(f"{t} -> " + ", ".join(x) for t, x in sorted(by_true.items())))
+    lines = per_record_lines(rep)
     card = CARD.format(run_id=run.name, preset=meta["preset"], classes=", ".join(ag.CLASS_KEYS),
                        n_beats=meta["train"]["n_beats"], cap=params.max_per_cell, wcap=params.max_class_weight,
                        n_win=len(w), n_vf=int((w["vf_frac"] >= 0.999).sum()), n_feat=len(feats),
