@@ -114,3 +114,30 @@ def test_the_run_memo_keeps_only_the_most_recent_contents() -> None:
     memo.claim("b")
     memo.claim("c")  # "a" leaves: a later copy of it is prepared again
     assert list(memo.slots) == ["b", "c"] and memo.claim("a")[1]
+
+
+def test_the_batch_predictor_pads_a_short_batch_and_gives_the_model_s_probabilities(tiny) -> None:
+    import numpy as np
+
+    from ecg_core.core.errors import ConfigError
+    from ecg_core.ml import zoo
+    from ecg_core.reports import batch
+
+    model, cfg, files = tiny
+    pred = batch.BatchPredictor(model, None, batch_size=4)
+    pred.warm_up()
+    x = np.random.default_rng(0).random((3, *cfg.input_shape)).astype(np.float32)
+    seen = []
+    orig = model.predict_on_batch
+    model.predict_on_batch = lambda b: seen.append(b.shape[0]) or orig(b)
+    try:
+        probs, emb = pred(x)
+    finally:
+        del model.predict_on_batch
+    assert seen == [4] and probs.shape == (3, 2) and emb is None  # padded to the compiled batch, padding dropped
+    np.testing.assert_allclose(probs, np.asarray(model(x, training=False)), atol=1e-5)
+    with pytest.raises(ConfigError, match="batch_size"):
+        batch.BatchPredictor(model, None, batch_size=0)
+    other = zoo.build_model("custom_cnn", input_shape=cfg.input_shape, n_classes=2, seed=1).model
+    with pytest.raises(ConfigError, match="another model"):
+        batch.predict_files(model, cfg, files, class_names=CLASSES, predictor=batch.BatchPredictor(other))

@@ -45,10 +45,47 @@ def list_batch_files(folder: str | Path) -> list[Path]:
     return out
 
 
+class BatchPredictor:
+    """The forward pass of batch prediction: class probabilities and (with an OOD profile that has a feature
+    space) the embedding from one pass of a two-output model (:func:`ecg_core.reports.ood.embedding_model`), on
+    batches of exactly ``batch_size`` rows: a short last batch is padded with zeros and the padding's rows dropped
+    (rows are independent in inference, and one input shape means one compiled predict step instead of a second
+    trace). :meth:`warm_up` compiles that step before the first files are ready (what a model load should include:
+    ``predict`` does it while loading the model)."""
+
+    def __init__(self, model: Any, ood: Any = None, *, batch_size: int = 16) -> None:
+        m = model.model if isinstance(model, Explainer) else model
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ConfigError(f"batch_size must be an int >= 1; received {batch_size!r}")
+        self.model = m
+        self.batch_size = batch_size
+        self.two = None
+        if ood is not None and not isinstance(ood, str) and getattr(ood, "embedding", None) is not None:
+            from ecg_core.reports.ood import embedding_model
+
+            self.two = embedding_model(m, ood.embedding.layer)  # probabilities and embedding in one forward pass
+
+    def warm_up(self) -> None:
+        """One pass on a batch of zeros (compiles the predict step; no result kept)."""
+        shape = tuple(int(d) for d in self.model.input_shape[1:])
+        self(np.zeros((self.batch_size, *shape), np.float32))
+
+    def __call__(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """(probabilities (n, k) float64, embeddings (n, d) or None) of ``x`` (n <= batch_size rows)."""
+        n = len(x)
+        if 0 < n < self.batch_size and hasattr(self.model, "predict_on_batch"):
+            x = np.concatenate([x, np.zeros((self.batch_size - n, *x.shape[1:]), x.dtype)])
+        if self.two is not None:
+            out = self.two.predict_on_batch(x)
+            return (np.asarray(out[0], dtype=np.float64)[:n], np.asarray(out[1]).reshape(len(x), -1)[:n])
+        return _batch_predict(self.model, x)[:n], None
+
+
 def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_names: Sequence[str],
                   root: str | Path | None = None, check: bool = True, batch_size: int = 16,
                   progress: ProgressFn | None = None, workers: int | None = None,
-                  cache_root: str | Path | None = None, ood: Any = "none") -> pd.DataFrame:
+                  cache_root: str | Path | None = None, ood: Any = "none",
+                  predictor: BatchPredictor | None = None) -> pd.DataFrame:
     """Predict every file; a bad file never stops the batch.
 
     Columns: ``path`` (relative to ``root`` when given), ``predicted`` (class name, or empty), ``reason`` (why
@@ -72,6 +109,8 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
     on-disk caches of preprocessed arrays (shared with training) and of check verdicts, so a folder seen before is
     not decoded again; the entries are written on threads of their own (each write waits for its fsync), all
     written when this returns, and a cache that cannot be written leaves its entries out without failing a file.
+    ``predictor``: the :class:`BatchPredictor` of ``model`` and ``ood`` (built here when not given; the
+    ``predict`` command builds and warms it up while loading the model).
     """
     m = model.model if isinstance(model, Explainer) else model
     names = list(class_names)
@@ -90,22 +129,15 @@ def predict_files(model: Any, cfg: Any, files: Sequence[str | Path], *, class_na
     pending: list[tuple[int, np.ndarray]] = []
     with_ood = not (isinstance(ood, str) and ood == "none")
     descs: dict[int, Any] = {}
-    two = None
-    if with_ood and ood is not None and ood.embedding is not None:
-        from ecg_core.reports.ood import embedding_model
-
-        two = embedding_model(m, ood.embedding.layer)  # probabilities and embedding in one forward pass
+    if predictor is None:
+        predictor = BatchPredictor(m, ood if with_ood else None, batch_size=max(1, int(batch_size)))
+    elif predictor.model is not m:
+        raise ConfigError("predictor was built for another model")
 
     def flush() -> None:
         if not pending:
             return
-        x = np.stack([x for _, x in pending])
-        emb = None
-        if two is not None:
-            out = two.predict_on_batch(x)
-            probs, emb = np.asarray(out[0], dtype=np.float64), np.asarray(out[1]).reshape(len(x), -1)
-        else:
-            probs = _batch_predict(m, x)
+        probs, emb = predictor(np.stack([x for _, x in pending]))
         for j, ((idx, _), p) in enumerate(zip(pending, probs)):
             rows[idx]["predicted"] = names[int(np.argmax(p))]
             for name, v in zip(names, p):
