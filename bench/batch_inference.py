@@ -25,7 +25,8 @@ printed beside it. The whole command adds a fixed ~5 s (Python + TensorFlow star
 nothing about batch throughput over 648 files, so it is printed but not gated. ``ceiling_ratio_*``: what the loop
 could reach at best, if the model cost nothing and the per-file work
 (read, decode, check, descriptor, preprocess: the stage times) spread perfectly over the cores; when it is below the
-target, no batching or threading of the command can meet it and the per-file stages must get cheaper.
+target, no batching or threading of the command can meet it and the per-file stages must get cheaper. The
+ceilings assume every file is prepared: they bound the distinct-files ratio (a folder with copies can exceed them).
 ``ceiling_ratio_*_with_model``: the same bound when the model's own CPU time per file (measured, ~one core on two:
 TensorFlow's threads do not keep both busy) shares the cores with the per-file work: on 2 cores a cold ratio of 0.8
 needs decode + check + descriptor + preprocess <= 2 x 1.25 x (model ms/file) - (model CPU ms/file).
