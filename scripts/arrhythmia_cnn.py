@@ -93,6 +93,37 @@ def train_cnn(x: np.ndarray, r: np.ndarray, y: np.ndarray, groups: np.ndarray, *
     return model
 
 
+def vf_window_rows(ebeats: pd.DataFrame, wins: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The VF evaluation windows (``vf_frac >= 0.999``): their positions in ``wins``, the position in ``ebeats`` of
+    the nearest beat of the same record (-1 for a record without beats) and their record ids."""
+    vf = np.flatnonzero((wins["vf_frac"] >= 0.999).to_numpy())
+    near = np.full(len(vf), -1, dtype=np.int64)
+    rec_w = wins["record"].to_numpy()[vf]
+    for rid in np.unique(rec_w):
+        at = np.flatnonzero((ebeats["record"] == rid).to_numpy())
+        m = rec_w == rid
+        loc = ag.nearest_rows(ebeats.iloc[at], wins["time_s"].to_numpy(dtype=np.float64)[vf[m]])
+        near[m] = np.where(loc >= 0, at[np.clip(loc, 0, None)] if len(at) else -1, -1)
+    return vf, near, rec_w
+
+
+def score(pb: np.ndarray, rule: bool, gbm_oof: dict[str, np.ndarray], ebeats: pd.DataFrame, wins: pd.DataFrame,
+          n_boot: int) -> dict:
+    """``acv.macro_report`` of beat probabilities ``pb`` (n_eval, 5) over the labelled beats and the VF windows, with
+    the booster's out-of-fold VF probabilities ``gbm_oof`` (``pv_beat``, ``pv_win``) and the block rule when ``rule``:
+    the evaluation rows of every candidate of this script and of ``arrhythmia_spectral_rr.py``."""
+    keyid = {k: i for i, k in enumerate(ag.CLASS_KEYS)}
+    prob = _final(pb, gbm_oof["pv_beat"], ebeats, rule)
+    lab = ebeats["label"].isin(ag.BEAT_CLASSES).to_numpy()
+    vf, near, rec_w = vf_window_rows(ebeats, wins)
+    beat_of_near = np.where(near >= 0, prob[np.clip(near, 0, None), :len(ag.BEAT_CLASSES)].argmax(axis=1), 0)
+    y = np.concatenate([ebeats.loc[lab, "label"].map(keyid).to_numpy(), np.full(len(vf), keyid["VF"])])
+    yhat = np.concatenate([prob[lab].argmax(axis=1),
+                           np.where(gbm_oof["pv_win"][vf] >= 0.5, keyid["VF"], beat_of_near)])
+    groups = np.concatenate([ebeats.loc[lab, "record"].to_numpy(), rec_w])
+    return acv.macro_report(y.astype(np.int64), yhat.astype(np.int64), groups, n_boot=n_boot)
+
+
 def cmd_windows(args: argparse.Namespace) -> None:
     for peaks in args.peaks.split(","):
         w = windows_of(peaks)
@@ -116,7 +147,6 @@ def cmd_cv(args: argparse.Namespace) -> None:
     tag = "" if ev == "annotations" else f"_{ev}"
     feats = acv.CANDIDATES[args.gbm][0]
     params = acv.params_of(args.gbm, args.trees)
-    keyid = {k: i for i, k in enumerate(ag.CLASS_KEYS)}
     recs = sorted(acv.record_paths())
     folds = FOLDS if args.folds == "5" else tuple((r,) for r in recs)
     fs, cand = ("", "5fold") if args.folds == "5" else ("_loro", "loro")  # cache tag, candidate suffix
@@ -191,33 +221,12 @@ def cmd_cv(args: argparse.Namespace) -> None:
         cands[f"ens_mean_{args.gbm}_{args.gbm2}_cnn1d_{cand}"] = ((p_gbm + z2["p_gbm"] + p_cnn) / 3.0, True)
     if args.only:
         cands = {k: v for k, v in cands.items() if any(o in k for o in args.only.split(","))}
-    lab_all = ebeats["label"].isin(ag.BEAT_CLASSES).to_numpy()
-    vfw = (wins["vf_frac"] >= 0.999).to_numpy()
     scheme = "record-grouped 5-fold CV (records whole)" if args.folds == "5" else "leave-one-record-out CV"
     out = {"protocol": f"{scheme} on mitdb-ds1 (22) + vfdb-dev (4); record bootstrap 95% CI",
            "folds": [list(f) for f in folds], "gbm": args.gbm,
            "epochs": args.epochs, "eval_peaks": ev, "fold_seconds": seconds, "candidates": {}}
     for name, (pb, rule) in cands.items():
-        ys, yh, gs = [], [], []
-        for rid in recs:
-            m = (ebeats["record"] == rid).to_numpy()
-            eb = ebeats[m].reset_index(drop=True)
-            prob = _final(pb[m], pv_beat[m], eb, rule)
-            lm = lab_all[m]
-            if lm.any():
-                ys.append(eb.loc[lm, "label"].map(keyid).to_numpy())
-                yh.append(prob[lm].argmax(axis=1))
-                gs.append(np.full(int(lm.sum()), rid))
-            wm = ((wins["record"] == rid).to_numpy()) & vfw
-            if wm.any():
-                ew = wins[wm]
-                near = ag.nearest_rows(eb, ew["time_s"].to_numpy())
-                pbn = prob[np.clip(near, 0, None), :len(ag.BEAT_CLASSES)].argmax(axis=1) if len(eb) else np.zeros(
-                    int(wm.sum()), dtype=int)
-                ys.append(np.full(int(wm.sum()), keyid["VF"]))
-                yh.append(np.where(pv_win[wm] >= 0.5, keyid["VF"], pbn))
-                gs.append(np.full(int(wm.sum()), rid))
-        rep = acv.macro_report(np.concatenate(ys), np.concatenate(yh), np.concatenate(gs), n_boot=args.boot)
+        rep = score(pb, rule, {"pv_beat": pv_beat, "pv_win": pv_win}, ebeats, wins, args.boot)
         name = name + tag.replace("_detect", "_detector_peaks")
         out["candidates"][name] = rep
         print(name, "macro-F1 %.3f" % rep["macro_f1"], [round(x, 3) for x in rep["macro_f1_ci"]],

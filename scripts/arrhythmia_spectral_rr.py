@@ -178,36 +178,6 @@ def spectral_oof(beats: pd.DataFrame, ebeats: pd.DataFrame, imap: dict[str, np.n
     return p, secs
 
 
-def vf_window_rows(ebeats: pd.DataFrame, wins: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The VF evaluation windows (``vf_frac >= 0.999``): their positions in ``wins``, the position in ``ebeats`` of
-    the nearest beat of the same record (-1 for a record without beats) and their record ids."""
-    vf = np.flatnonzero((wins["vf_frac"] >= 0.999).to_numpy())
-    near = np.full(len(vf), -1, dtype=np.int64)
-    rec_w = wins["record"].to_numpy()[vf]
-    for rid in np.unique(rec_w):
-        at = np.flatnonzero((ebeats["record"] == rid).to_numpy())
-        m = rec_w == rid
-        loc = ag.nearest_rows(ebeats.iloc[at], wins["time_s"].to_numpy(dtype=np.float64)[vf[m]])
-        near[m] = np.where(loc >= 0, at[np.clip(loc, 0, None)] if len(at) else -1, -1)
-    return vf, near, rec_w
-
-
-def score(pb: np.ndarray, rule: bool, gbm_oof: dict[str, np.ndarray], ebeats: pd.DataFrame, wins: pd.DataFrame,
-          n_boot: int) -> dict[str, Any]:
-    """``acv.macro_report`` of beat probabilities ``pb`` (n_eval, 5) over the labelled beats and the VF windows, with
-    the booster's out-of-fold VF probabilities (and the block rule when ``rule``), as ``arrhythmia_cnn.cv`` does."""
-    keyid = {k: i for i, k in enumerate(ag.CLASS_KEYS)}
-    prob = acnn._final(pb, gbm_oof["pv_beat"], ebeats, rule)
-    lab = ebeats["label"].isin(ag.BEAT_CLASSES).to_numpy()
-    vf, near, rec_w = vf_window_rows(ebeats, wins)
-    beat_of_near = np.where(near >= 0, prob[np.clip(near, 0, None), :len(ag.BEAT_CLASSES)].argmax(axis=1), 0)
-    y = np.concatenate([ebeats.loc[lab, "label"].map(keyid).to_numpy(), np.full(len(vf), keyid["VF"])])
-    yhat = np.concatenate([prob[lab].argmax(axis=1),
-                           np.where(gbm_oof["pv_win"][vf] >= 0.5, keyid["VF"], beat_of_near)])
-    groups = np.concatenate([ebeats.loc[lab, "record"].to_numpy(), rec_w])
-    return acv.macro_report(y.astype(np.int64), yhat.astype(np.int64), groups, n_boot=n_boot)
-
-
 def cmd_cv(args: argparse.Namespace) -> None:
     beats, wins = acv.tables("annotations")  # training rows: annotated beats
     ev = args.eval_peaks
@@ -241,7 +211,7 @@ def cmd_cv(args: argparse.Namespace) -> None:
            "epochs": args.epochs, "seed": args.seed, "eval_peaks": ev, "seed_run": SEED_RUN.name,
            "fold_seconds": {"gbm": gbm_oof["seconds"].tolist(), "spectral_rr": secs}, "candidates": {}}
     for name, (pb, rule) in cands.items():
-        rep = score(pb, rule, gbm_oof, ebeats, wins, args.boot)
+        rep = acnn.score(pb, rule, gbm_oof, ebeats, wins, args.boot)
         name = name + tag.replace("_detect", "_detector_peaks")
         out["candidates"][name] = rep
         print(name, "macro-F1 %.3f" % rep["macro_f1"], [round(x, 3) for x in rep["macro_f1_ci"]],
