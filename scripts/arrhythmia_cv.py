@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 
 from ecg_core.signals import arrhythmia_gbm as ag
 from ecg_core.signals.beat_features import (AF_CONTEXT_FEATURES, BEAT_FEATURES, LOCAL_FEATURES, P_FEATURES,
-                                            RR_FEATURES, WINDOW_FEATURES)
+                                            RR_FEATURES, WINDOW_FEATURES, without_v1)
 from ecg_core.signals.vf_segments import VF_FEATURES
 
 DATA = ROOT.parent / "shared" / "data" / "signals"
@@ -168,6 +168,9 @@ CANDIDATES: dict[str, tuple[tuple[str, ...], dict]] = {
     "gbm_all_bbb120": (_V1_BEAT + VF_FEATURES, {"bbb_qrs_ms": 120.0}),
     # gbm_all_bbb120 with the features of annotated beats taken at the nearest neurokit2 R peak (within 75 ms)
     "gbm_all_bbb120_snap": (_V1_BEAT + VF_FEATURES, {"bbb_qrs_ms": 120.0, "snap_peaks": True}),
+    # the shipped boosters trained on every beat with and without its V1 features (a missing V1 names no class)
+    "gbm_all_bbb120_v1drop": (_V1_BEAT + VF_FEATURES, {"bbb_qrs_ms": 120.0, "v1_dropout": True}),
+    "gbm_p_bbb120_v1drop": (_V1_BEAT + P_FEATURES + VF_FEATURES, {"bbb_qrs_ms": 120.0, "v1_dropout": True}),
     "gbm_compact_bbb120": (tuple(f for f in _V1_RR if f not in _ABS_RR) + _BLOCK + VF_FEATURES,
                            {"bbb_qrs_ms": 120.0}),
 }
@@ -195,11 +198,13 @@ def cmd_cv(args: argparse.Namespace) -> None:
         b_tr = tables("snapped")[0] if params_of(name, args.trees).snap_peaks else b_ann
         evals = {"annotations": b_tr, "detector_peaks": b_det} if (args.detect and name == names[0]) else {
             "annotations": b_tr}
+        if args.no_v1:
+            evals["no_v1"] = without_v1(b_tr)
         res = cv_predict(b_tr, wins, evals, feats=CANDIDATES[name][0], params=params_of(name, args.trees))
         for ev, (y, yh, g) in res.items():
             rep = macro_report(y, yh, g, n_boot=args.boot)
             rep["seconds"] = round(time.perf_counter() - t0, 1)
-            key = name if ev == "annotations" else f"{name}_detector_peaks"
+            key = name if ev == "annotations" else f"{name}_{ev}"
             if ev == "detector_peaks":
                 rep["annotated_labelled_beats"] = int(b_ann["label"].isin(ag.BEAT_CLASSES).sum())
                 rep["detected_labelled_beats"] = int(b_det["label"].isin(ag.BEAT_CLASSES).sum())
@@ -347,6 +352,8 @@ def main() -> None:
     cv.add_argument("--trees", type=int, default=200)
     cv.add_argument("--boot", type=int, default=500)
     cv.add_argument("--detect", action="store_true", help="also the first candidate with detector R peaks")
+    cv.add_argument("--no-v1", action="store_true", help="also every candidate on the held-out beats with their V1 "
+                    "features removed (a record without V1)")
     cv.set_defaults(func=cmd_cv)
     sh = sub.add_parser("ship")
     sh.add_argument("--run", default=str(ROOT / "models" / "arrhythmia6-lightgbm-ds1"))

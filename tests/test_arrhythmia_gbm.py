@@ -282,3 +282,30 @@ def test_the_shipped_gbm_stays_the_default_when_a_newer_run_appears(tmp_path) ->
     assert set(ids) == {SHIPPED.name, "arrhythmia6-newer-cnn"}
     assert ids[0] == arr.DEFAULT_ARRHYTHMIA_RUN == SHIPPED.name
     assert [r.run_id for r in arr.arrhythmia_runs(models, preferred="none")][0] == "arrhythmia6-newer-cnn"
+
+
+def test_without_v1_masks_the_v1_features_only() -> None:
+    from ecg_core.signals.beat_features import V1_FEATURES, without_v1
+
+    rows = pd.DataFrame({f: [1.0, 2.0] for f in V1_FEATURES} | {"qrs_ms": [90.0, 130.0], "qrs_max_ms": [110.0, 150.0],
+                                                                   "pre_rr": [0.8, 0.9]})
+    out = without_v1(rows)
+    assert out[list(V1_FEATURES)].isna().all().all()
+    assert out["qrs_max_ms"].tolist() == [90.0, 130.0] and out["pre_rr"].tolist() == [0.8, 0.9]
+    assert rows["v1_term"].tolist() == [1.0, 2.0]  # the input is not changed
+
+
+def test_v1_dropout_stops_a_missing_v1_from_naming_a_class() -> None:
+    # training: every class-1 beat comes from records without V1 (as R in MIT-BIH 124); class 0 has V1
+    rng = np.random.default_rng(0)
+    n = 600
+    y = np.array([0] * n + [1] * n)
+    x = pd.DataFrame({"qrs_ms": np.r_[rng.normal(80, 8, n), rng.normal(135, 8, n)],
+                      "v1_term": np.r_[rng.normal(0, 1, n), np.full(n, np.nan)]})
+    groups = np.array(["a"] * n + ["b"] * n)
+    test = pd.DataFrame({"qrs_ms": rng.normal(80, 8, 200), "v1_term": np.nan})  # narrow beats of a no-V1 record
+    p = ag.GbmParams(n_estimators=60, max_per_cell=0, record_balance=False)
+    plain = ag.train_booster(x, y, groups, n_class=2, params=p)
+    drop = ag.train_booster(x, y, groups, n_class=2, params=ag.GbmParams(**{**p.__dict__, "v1_dropout": True}))
+    assert (plain.predict(test.to_numpy()) > 0.5).mean() > 0.9  # the shortcut: no V1 -> class 1
+    assert (drop.predict(test.to_numpy()) < 0.5).mean() > 0.9  # with V1 dropout the QRS width decides

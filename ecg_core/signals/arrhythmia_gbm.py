@@ -27,7 +27,8 @@ import pandas as pd
 
 from ecg_core.core.atomic import atomic_write_text
 from ecg_core.core.errors import ConfigError, ModelLoadError
-from ecg_core.signals.beat_features import BEAT_FEATURES, FEATURE_FS, prepare_record, record_beat_table
+from ecg_core.signals.beat_features import (BEAT_FEATURES, FEATURE_FS, V1_FEATURES, prepare_record, record_beat_table,
+                                            without_v1)
 from ecg_core.signals.records import Record
 from ecg_core.signals.segments import DEFAULT_BEAT_SYMBOLS
 from ecg_core.signals.vf_segments import VF_FEATURES, record_std, vf_mask, window_features, window_matrix
@@ -85,6 +86,9 @@ class GbmParams:
     max_per_cell: int = 400
     bbb_qrs_ms: float | None = None
     snap_peaks: bool = False
+    #: train on every (capped) beat twice, once as read and once without its V1 features
+    #: (:func:`~ecg_core.signals.beat_features.without_v1`), so that a record lacking V1 is not a class cue
+    v1_dropout: bool = False
     seed: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -128,6 +132,9 @@ def train_booster(x: pd.DataFrame, y: np.ndarray, groups: np.ndarray, *, n_class
     if params.max_per_cell:
         keep = cap_cells(y, groups, params.max_per_cell, params.seed)
         x, y, groups = x.iloc[keep], np.asarray(y)[keep], np.asarray(groups)[keep]
+    if params.v1_dropout and set(V1_FEATURES) & set(x.columns):
+        x = pd.concat([x, without_v1(x)], ignore_index=True)
+        y, groups = np.concatenate([y, y]), np.concatenate([groups, groups])
 
     w = sample_weights(y, groups, cap=params.max_class_weight, record_balance=params.record_balance)
     obj = params.lgb("multiclass", num_class=n_class) if n_class > 2 else params.lgb("binary")

@@ -64,8 +64,24 @@ LOCAL_FEATURES = ("pre_prev10", "post_prev10", "comp_pause", "pre_prev1", "p_cor
 #: rhythm context of the atrial-fibrillation gate (:func:`rhythm_context`, ``arrhythmia_gbm.af_gate``): no booster
 #: reads them
 AF_CONTEXT_FEATURES = ("af_irr", "af_pcl")
+#: the features read from lead V1 (NaN in a record without a V1 channel; ``qrs_max_ms`` falls back to ``qrs_ms``)
+V1_FEATURES = ("qrs_v1_ms", "corr_tpl_v1", "v1_pos_frac", "v1_init", "v1_term", "v1_npk", "v1_rprime", "v1_s_ms",
+               "p_corr_v1")
 BEAT_FEATURES: tuple[str, ...] = (RR_FEATURES + MORPH_FEATURES + WINDOW_FEATURES + P_FEATURES + LOCAL_FEATURES
                                   + AF_CONTEXT_FEATURES)
+
+
+def without_v1(rows: pd.DataFrame) -> pd.DataFrame:
+    """A copy of feature ``rows`` as a record without a V1 channel would give them: :data:`V1_FEATURES` NaN and
+    ``qrs_max_ms`` = ``qrs_ms``. Used to train on every beat once with and once without V1, so that a missing V1
+    (MIT-BIH 114 and 124 in DS1 carry V5 / V4; 100, 103, 117 and 123 in DS2) does not name a class."""
+    out = rows.copy()
+    for f in V1_FEATURES:
+        if f in out:
+            out[f] = np.nan
+    if "qrs_max_ms" in out and "qrs_ms" in out:
+        out["qrs_max_ms"] = out["qrs_ms"]
+    return out
 
 
 @dataclass(frozen=True, eq=False)
@@ -472,6 +488,7 @@ __all__ = [
     "MORPH_FEATURES",
     "P_FEATURES",
     "RR_FEATURES",
+    "V1_FEATURES",
     "WINDOW_FEATURES",
     "PreparedRecord",
     "annotated_beats",
@@ -482,6 +499,7 @@ __all__ = [
     "p_wave_features",
     "prepare_record",
     "qrs_bounds",
+    "without_v1",
     "record_beat_table",
     "rhythm_context",
     "rr_features",
