@@ -47,6 +47,7 @@ import arrhythmia_cv as acv
 
 from ecg_core.signals import arrhythmia_gbm as ag
 from ecg_core.signals.beat_cnn import beat_windows, build_beat_cnn, rr_matrix
+from ecg_core.signals.beat_features import without_v1
 
 FOLDS: tuple[tuple[str, ...], ...] = (
     ("109", "118", "101", "112", "201", "418"),
@@ -78,19 +79,39 @@ def windows_of(peaks: str) -> dict[str, np.ndarray]:
 
 
 def train_cnn(x: np.ndarray, r: np.ndarray, y: np.ndarray, groups: np.ndarray, *, epochs: int, seed: int,
-              cap_rows: int = 400, cap_w: float = 30.0):
-    """Train the beat CNN on capped (record, class) cells with record-balanced class weights capped at ``cap_w``."""
+              cap_rows: int = 400, cap_w: float = 30.0, v1_dropout: bool = False):
+    """Train the beat CNN on capped (record, class) cells with record-balanced class weights capped at ``cap_w``;
+    with ``v1_dropout`` every capped beat once as read and once without V1 (its V1 channel zero, "has V1" 0: what
+    a record without V1 looks like), so that a missing V1 names no class (MIT-BIH: of the records without V1 one
+    is all RBBB, 124)."""
     import keras
 
     keep = ag.cap_cells(y, groups, cap_rows, seed)
     x, r, y, groups = x[keep], r[keep], y[keep], groups[keep]
     w = ag.sample_weights(y, groups, cap=cap_w, record_balance=True)
     w = w / w.mean()
+    if v1_dropout:
+        x, r = np.concatenate([x, drop_v1(x)]), np.concatenate([r, drop_v1_rr(r)])
+        y, w = np.concatenate([y, y]), np.concatenate([w, w])
     model = build_beat_cnn(len(ag.BEAT_CLASSES), seed=seed)
     model.compile(optimizer=keras.optimizers.Adam(2e-3), loss="sparse_categorical_crossentropy")
     model.fit({"beat": x.astype(np.float32), "rr": r}, y, sample_weight=w, epochs=epochs, batch_size=256,
               shuffle=True, verbose=0)
     return model
+
+
+def drop_v1(x: np.ndarray) -> np.ndarray:
+    """Beat windows (n, samples, 2) as a record without V1 gives them: the V1 channel zero."""
+    out = np.array(x, copy=True)
+    out[..., 1] = 0
+    return out
+
+
+def drop_v1_rr(r: np.ndarray) -> np.ndarray:
+    """``rr_matrix`` rows as a record without V1 gives them: the last column ("has V1") 0."""
+    out = np.array(r, copy=True)
+    out[:, -1] = 0.0
+    return out
 
 
 def vf_window_rows(ebeats: pd.DataFrame, wins: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -108,12 +129,13 @@ def vf_window_rows(ebeats: pd.DataFrame, wins: pd.DataFrame) -> tuple[np.ndarray
 
 
 def score(pb: np.ndarray, rule: bool, gbm_oof: dict[str, np.ndarray], ebeats: pd.DataFrame, wins: pd.DataFrame,
-          n_boot: int) -> dict:
+          n_boot: int, *, local: int = 0) -> dict:
     """``acv.macro_report`` of beat probabilities ``pb`` (n_eval, 5) over the labelled beats and the VF windows, with
-    the booster's out-of-fold VF probabilities ``gbm_oof`` (``pv_beat``, ``pv_win``) and the block rule when ``rule``:
-    the evaluation rows of every candidate of this script and of ``arrhythmia_spectral_rr.py``."""
+    the booster's out-of-fold VF probabilities ``gbm_oof`` (``pv_beat``, ``pv_win``) and the block rule when ``rule``
+    (its QRS width the running median of ``local`` beats when > 0, ``ag.local_qrs_ms``): the evaluation rows of
+    every candidate of this script and of ``arrhythmia_spectral_rr.py``."""
     keyid = {k: i for i, k in enumerate(ag.CLASS_KEYS)}
-    prob = _final(pb, gbm_oof["pv_beat"], ebeats, rule)
+    prob = _final(pb, gbm_oof["pv_beat"], ebeats, rule, local)
     lab = ebeats["label"].isin(ag.BEAT_CLASSES).to_numpy()
     vf, near, rec_w = vf_window_rows(ebeats, wins)
     beat_of_near = np.where(near >= 0, prob[np.clip(near, 0, None), :len(ag.BEAT_CLASSES)].argmax(axis=1), 0)
@@ -130,9 +152,9 @@ def cmd_windows(args: argparse.Namespace) -> None:
         print(peaks, sum(len(v) for v in w.values()), "windows")
 
 
-def _final(pb: np.ndarray, pv: np.ndarray, rows: pd.DataFrame, rule: bool) -> np.ndarray:
+def _final(pb: np.ndarray, pv: np.ndarray, rows: pd.DataFrame, rule: bool, local: int = 0) -> np.ndarray:
     if rule:
-        pb = ag.bbb_rule(pb, rows, 120.0)
+        pb = ag.bbb_rule(pb, rows, 120.0, local=local)
     return np.column_stack([pb * (1.0 - pv)[:, None], pv])
 
 
@@ -144,7 +166,10 @@ def cmd_cv(args: argparse.Namespace) -> None:
     ev = args.eval_peaks
     ebeats = beats if ev == "annotations" else acv.tables(ev)[0]  # evaluation rows
     emap = wmap if ev == "annotations" else windows_of(ev)
-    tag = "" if ev == "annotations" else f"_{ev}"
+    tag = ("" if ev == "annotations" else f"_{ev}") + ("_nov1" if args.no_v1 else "")
+    if args.no_v1:  # the held-out rows as a record without V1 gives them (training rows unchanged)
+        ebeats = without_v1(ebeats)
+    ctag = "_v1d" if args.cnn_v1drop else ""
     feats = acv.CANDIDATES[args.gbm][0]
     params = acv.params_of(args.gbm, args.trees)
     recs = sorted(acv.record_paths())
@@ -152,7 +177,7 @@ def cmd_cv(args: argparse.Namespace) -> None:
     fs, cand = ("", "5fold") if args.folds == "5" else ("_loro", "loro")  # cache tag, candidate suffix
     assert sorted(r for f in folds for r in f) == recs, "fold assignment must cover every record once"
     gbm_path = acv.CACHE / f"{CNN_VERSION}_{acv.VERSION}_oof{fs}_{args.gbm}{tag}.npz"
-    cnn_path = acv.CACHE / f"{CNN_VERSION}_{acv.VERSION}_oof{fs}_cnn_e{args.epochs}_s{args.seed}{tag}.npz"
+    cnn_path = acv.CACHE / f"{CNN_VERSION}_{acv.VERSION}_oof{fs}_cnn{ctag}_e{args.epochs}_s{args.seed}{tag}.npz"
     seconds: dict[str, list[float]] = {"gbm": [], "cnn": []}
     if gbm_path.is_file() and not args.refit:
         z = np.load(gbm_path, allow_pickle=False)
@@ -186,20 +211,22 @@ def cmd_cv(args: argparse.Namespace) -> None:
         rr_ev = rr_matrix(ebeats)
         x_ev = np.concatenate([emap[r] for r in ebeats["record"].drop_duplicates()])
         assert len(x_all) == len(beats) and len(x_ev) == len(ebeats)
+        if args.no_v1:
+            x_ev = drop_v1(x_ev)
         for k, test in enumerate(folds):
             t1 = time.perf_counter()
             te_b = beats["record"].isin(test).to_numpy()
             lab = (~te_b) & beats["label"].isin(ag.BEAT_CLASSES).to_numpy()
             y = beats.loc[lab, "label"].map({c: i for i, c in enumerate(ag.BEAT_CLASSES)}).to_numpy()
             # the fold's trained CNN is kept, so that scoring other rows (--eval-peaks) does not train it again
-            wfile = acv.CACHE / (f"{CNN_VERSION}_{acv.VERSION}_cnnfold{fs}_{'-'.join(test)}_e{args.epochs}"
+            wfile = acv.CACHE / (f"{CNN_VERSION}_{acv.VERSION}_cnnfold{fs}_{'-'.join(test)}{ctag}_e{args.epochs}"
                                  f"_s{args.seed}.weights.h5")
             if wfile.is_file() and not args.refit:
                 cnn = build_beat_cnn(len(ag.BEAT_CLASSES), seed=args.seed)
                 cnn.load_weights(wfile)
             else:
                 cnn = train_cnn(x_all[lab], rr_all[lab], y, beats.loc[lab, "record"].to_numpy(),
-                                epochs=args.epochs, seed=args.seed)
+                                epochs=args.epochs, seed=args.seed, v1_dropout=args.cnn_v1drop)
                 cnn.save_weights(wfile)
             t2 = time.perf_counter()
             te_e = ebeats["record"].isin(test).to_numpy()
@@ -212,13 +239,13 @@ def cmd_cv(args: argparse.Namespace) -> None:
     # ---- candidates from the out-of-fold probabilities ----
     cands = {
         f"{args.gbm}_{cand}": (p_gbm, True),
-        f"cnn1d_rr_{cand}": (p_cnn, False),
-        f"cnn1d_rr_bbb120_{cand}": (p_cnn, True),
-        f"ens_mean_{args.gbm}_cnn1d_{cand}": ((p_gbm + p_cnn) / 2.0, True),
+        f"cnn1d{ctag}_rr_{cand}": (p_cnn, False),
+        f"cnn1d{ctag}_rr_bbb120_{cand}": (p_cnn, True),
+        f"ens_mean_{args.gbm}_cnn1d{ctag}_{cand}": ((p_gbm + p_cnn) / 2.0, True),
     }
     if args.gbm2:  # a second booster's out-of-fold probabilities (run `cv --gbm <it>` first, same --eval-peaks)
         z2 = np.load(acv.CACHE / f"{CNN_VERSION}_{acv.VERSION}_oof{fs}_{args.gbm2}{tag}.npz", allow_pickle=False)
-        cands[f"ens_mean_{args.gbm}_{args.gbm2}_cnn1d_{cand}"] = ((p_gbm + z2["p_gbm"] + p_cnn) / 3.0, True)
+        cands[f"ens_mean_{args.gbm}_{args.gbm2}_cnn1d{ctag}_{cand}"] = ((p_gbm + z2["p_gbm"] + p_cnn) / 3.0, True)
     if args.only:
         cands = {k: v for k, v in cands.items() if any(o in k for o in args.only.split(","))}
     scheme = "record-grouped 5-fold CV (records whole)" if args.folds == "5" else "leave-one-record-out CV"
@@ -226,8 +253,9 @@ def cmd_cv(args: argparse.Namespace) -> None:
            "folds": [list(f) for f in folds], "gbm": args.gbm,
            "epochs": args.epochs, "eval_peaks": ev, "fold_seconds": seconds, "candidates": {}}
     for name, (pb, rule) in cands.items():
-        rep = score(pb, rule, {"pv_beat": pv_beat, "pv_win": pv_win}, ebeats, wins, args.boot)
-        name = name + tag.replace("_detect", "_detector_peaks")
+        rep = score(pb, rule, {"pv_beat": pv_beat, "pv_win": pv_win}, ebeats, wins, args.boot, local=args.bbb_local)
+        name = name + (f"_loc{args.bbb_local}" if rule and args.bbb_local else "") + tag.replace(
+            "_detect", "_detector_peaks").replace("_nov1", "_no_v1")
         out["candidates"][name] = rep
         print(name, "macro-F1 %.3f" % rep["macro_f1"], [round(x, 3) for x in rep["macro_f1_ci"]],
               {k: round(v["f1"], 3) for k, v in rep["per_class_f1"].items()}, flush=True)
@@ -251,6 +279,11 @@ def main() -> None:
     cv.add_argument("--only", default="", help="score only candidates whose name contains one of these (comma list)")
     cv.add_argument("--eval-peaks", default="annotations", choices=("annotations", "detect"),
                     help="rows scored: annotated beats, or neurokit2 detections (training stays on annotations)")
+    cv.add_argument("--cnn-v1drop", action="store_true", help="train the CNN with V1 dropout (train_cnn)")
+    cv.add_argument("--no-v1", action="store_true", help="score the held-out rows with their V1 removed (as a "
+                    "record without V1)")
+    cv.add_argument("--bbb-local", type=int, default=0, help="the block rule's QRS width: the running median of "
+                    "this many beats (ag.local_qrs_ms); 0: each beat's own")
     cv.add_argument("--folds", default="5", choices=("5", "loro"),
                     help="the fixed record-grouped 5 folds (FOLDS), or leave-one-record-out (26 folds)")
     cv.add_argument("--out", default=str(acv.CACHE / "cnn_cv.json"))
@@ -265,6 +298,8 @@ def main() -> None:
     sh.add_argument("--candidate", default="ens_mean_gbm_all_bbb120_gbm_p_bbb120_cnn1d_5fold")
     sh.add_argument("--cv5", required=True, help="comma list of cv JSON files of this script")
     sh.add_argument("--loro", required=True, help="comma list of cv JSON files of arrhythmia_cv.py")
+    sh.add_argument("--cnn-v1drop", action="store_true", help="train the CNN with V1 dropout")
+    sh.add_argument("--bbb-local", type=int, default=0, help="the block rule's running-median width (beats)")
     sh.add_argument("--af-gate", default="", help="irr_min,pcl_max of the atrial-fibrillation gate (ag.af_gate); "
                     "empty: no gate")
     sh.add_argument("--spectral-rr", default="", help="comma list of scripts/arrhythmia_spectral_rr.py cv JSON files "
@@ -470,12 +505,13 @@ def cmd_ship(args: argparse.Namespace) -> None:
     y = beats.loc[lab, "label"].map({c: i for i, c in enumerate(ag.BEAT_CLASSES)}).to_numpy()
     t1 = time.perf_counter()
     cnn = train_cnn(x_all[lab], rr_matrix(beats[lab]), y, beats.loc[lab, "record"].to_numpy(), epochs=args.epochs,
-                    seed=args.seed)
+                    seed=args.seed, v1_dropout=args.cnn_v1drop)
     t2 = time.perf_counter()
     gate = tuple(float(v) for v in args.af_gate.split(",")) if args.af_gate else None
     model = ag.GbmArrhythmiaModel(main_m.beat, main_m.vf, main_m.beat_features, main_m.vf_features,
                                   bbb_qrs_ms=main_m.bbb_qrs_ms, cnn=cnn, beat2=m2.beat,
-                                  beat2_features=m2.beat_features, af_gate=gate)
+                                  beat2_features=m2.beat_features, af_gate=gate,
+                                  bbb_local=args.bbb_local or main_m.bbb_local)
     for old in run.glob("*.txt"):
         if old.name not in (ag.BEAT_MODEL_FILE, ag.VF_MODEL_FILE, ag.BEAT2_MODEL_FILE):
             old.unlink()
@@ -510,7 +546,10 @@ def cmd_ship(args: argparse.Namespace) -> None:
     meta["train"]["params"] = {args.gbm: acv.params_of(args.gbm, args.trees).__dict__,
                                args.gbm2: acv.params_of(args.gbm2, args.trees).__dict__,
                                "cnn1d": {"epochs": args.epochs, "batch": 256, "adam_lr": 2e-3, "max_per_cell": 400,
-                                         "max_class_weight": 30.0, "seed": args.seed}}
+                                         "max_class_weight": 30.0, "seed": args.seed,
+                                         "v1_dropout": bool(args.cnn_v1drop)},
+                               "block_rule": {"qrs_ms": main_m.bbb_qrs_ms,
+                                              "local_beats": int(args.bbb_local or main_m.bbb_local)}}
     meta["train"]["seconds"] = {"boosters": round(t1 - t0, 1), "cnn1d": round(t2 - t1, 1)}
     meta["train"]["n_vf_windows"] = int((wins["vf_frac"] >= 0.999).sum())
     atomic_write_json(run / "run.json", meta)

@@ -171,6 +171,11 @@ CANDIDATES: dict[str, tuple[tuple[str, ...], dict]] = {
     # the shipped boosters trained on every beat with and without its V1 features (a missing V1 names no class)
     "gbm_all_bbb120_v1drop": (_V1_BEAT + VF_FEATURES, {"bbb_qrs_ms": 120.0, "v1_dropout": True}),
     "gbm_p_bbb120_v1drop": (_V1_BEAT + P_FEATURES + VF_FEATURES, {"bbb_qrs_ms": 120.0, "v1_dropout": True}),
+    # the block rule on the running median QRS width of 31 beats (V calls left out) instead of each beat's own
+    "gbm_all_bbb120_loc31": (_V1_BEAT + VF_FEATURES, {"bbb_qrs_ms": 120.0, "bbb_local": 31}),
+    "gbm_p_bbb120_loc31": (_V1_BEAT + P_FEATURES + VF_FEATURES, {"bbb_qrs_ms": 120.0, "bbb_local": 31}),
+    "gbm_all_bbb120_v1drop_loc31": (_V1_BEAT + VF_FEATURES, {"bbb_qrs_ms": 120.0, "v1_dropout": True,
+                                                             "bbb_local": 31}),
     "gbm_compact_bbb120": (tuple(f for f in _V1_RR if f not in _ABS_RR) + _BLOCK + VF_FEATURES,
                            {"bbb_qrs_ms": 120.0}),
 }

@@ -309,3 +309,71 @@ def test_v1_dropout_stops_a_missing_v1_from_naming_a_class() -> None:
     drop = ag.train_booster(x, y, groups, n_class=2, params=ag.GbmParams(**{**p.__dict__, "v1_dropout": True}))
     assert (plain.predict(test.to_numpy()) > 0.5).mean() > 0.9  # the shortcut: no V1 -> class 1
     assert (drop.predict(test.to_numpy()) < 0.5).mean() > 0.9  # with V1 dropout the QRS width decides
+
+
+def _onehot(classes: list[str]) -> np.ndarray:
+    pb = np.full((len(classes), len(ag.BEAT_CLASSES)), 0.025)
+    for i, c in enumerate(classes):
+        pb[i, ag.BEAT_CLASSES.index(c)] = 0.9
+    return pb
+
+
+def test_local_block_width_follows_the_rhythm_not_one_beat() -> None:
+    """A block is a property of the conducted rhythm: beats of an RBBB record whose own QRS measured narrow stay R,
+    an occasional wide-measured normal beat is no block, and frequent wide ectopic beats do not widen the median."""
+    rng = np.random.default_rng(0)
+    n = 60
+    rbbb = np.full(n, 135.0)
+    rbbb[rng.choice(n, 10, replace=False)] = 110.0  # delineation slipped on 10 block beats
+    normal = np.full(n, 90.0)
+    normal[[10, 30, 50]] = 125.0  # three normal beats measured wide
+    pvc_rich = np.where(np.arange(n) % 2 == 0, 170.0, 95.0)  # bigeminy: every other beat a wide V
+    cls_pvc = ["V" if i % 2 == 0 else "N" for i in range(n)]
+    rows = pd.DataFrame({
+        "record": ["rbbb"] * n + ["norm"] * n + ["pvc"] * n,
+        "time_s": np.r_[np.arange(n), np.arange(n), np.arange(n)] * 0.8,
+        "qrs_ms": np.r_[rbbb, normal, pvc_rich],
+        "v1_term": np.r_[np.full(n, 0.4), np.full(n, -0.2), np.full(n, -0.2)],
+        "v1_rprime": np.r_[np.ones(n), np.zeros(n), np.zeros(n)]})
+    classes = np.array(["N"] * (2 * n) + cls_pvc)
+    pb = _onehot(list(classes))
+    order = rng.permutation(len(rows))  # rows in any order: the median runs per record in time order
+    rows, pb, classes = rows.iloc[order].reset_index(drop=True), pb[order], classes[order]
+    top = lambda p: np.array(ag.BEAT_CLASSES)[p.argmax(axis=1)]  # noqa: E731
+    per_beat, local = top(ag.bbb_rule(pb, rows, 120.0)), top(ag.bbb_rule(pb, rows, 120.0, local=31))
+    rec = rows["record"].to_numpy()
+    assert (per_beat[rec == "rbbb"] == "R").sum() == n - 10 and (local[rec == "rbbb"] == "R").all()
+    assert (per_beat[rec == "norm"] == "L").sum() == 3 and (local[rec == "norm"] == "N").all()
+    assert (local[rec == "pvc"] == classes[rec == "pvc"]).all()  # V stays V, N stays N
+    width = ag.local_qrs_ms(rows, pb, 31)
+    assert np.allclose(width[rec == "pvc"], 95.0)  # the V beats are left out of the median
+
+
+def test_local_block_width_travels_with_the_run_and_segments_take_their_beat(tmp_path) -> None:
+    from ecg_core.ml import registry
+    from ecg_core.signals.demo import ensure_demo_records
+    from ecg_core.signals.sources import load_record
+
+    recs = [load_record(p) for p in ensure_demo_records(tmp_path / "demo")]
+    tables = [ag.record_tables(r) for r in recs]
+    beats = pd.concat([t[0] for t in tables], ignore_index=True)
+    wins = pd.concat([t[1] for t in tables], ignore_index=True)
+    params = ag.GbmParams(n_estimators=10, min_child_samples=3, bbb_qrs_ms=100.0, bbb_local=9)
+    model = ag.GbmArrhythmiaModel.fit(beats, wins, params=params)
+    run = _write_run(tmp_path / "models" / "loc-gbm", model)
+    loaded = ag.GbmArrhythmiaModel.load(registry.read_run(run))
+    assert loaded.bbb_local == 9 and loaded.bbb_qrs_ms == 100.0
+    rec = recs[0]
+    all_beats = ag.record_beats(rec)
+    t = all_beats["time_s"].to_numpy()
+    full = ag.predict_record_rows(loaded, rec, t, ["beat"] * len(t))
+    some = np.arange(0, len(t), 7)
+    part = ag.predict_record_rows(loaded, rec, t[some], ["beat"] * len(some))
+    np.testing.assert_allclose(part, full[some])  # asking for fewer segments does not change a beat's class
+    every = ag.segment_feature_rows(rec, t, ["beat"] * len(t))
+    np.testing.assert_allclose(full[:, :5], loaded.block_beat_proba(every) * (1 - full[:, 5:]), atol=1e-12)
+    meta = json.loads((run / "run.json").read_text())
+    meta["gbm"]["bbb_local_beats"] = -3
+    (run / "run.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="bbb_local_beats"):
+        ag.GbmArrhythmiaModel.load(registry.read_run(run))
