@@ -396,8 +396,10 @@ def _spectral_rr_section(files: str) -> str:
     import statistics
 
     if not files:
-        return ("- Not evaluated here: the spectral-image CNN with the RR features as a second input (issue 17 item "
-                "4a); see `scripts/arrhythmia_spectral_rr.py`.")
+        return ("- The spectral-image CNN with the RR features as a second input (issue 17 item 4a,"
+                " `scripts/arrhythmia_spectral_rr.py`) is not in this card's tables: it was judged on the previous "
+                "default's 5 folds (README: it swings with the training seed as much as it differs from the boosters;"
+                " not shipped).")
     table: dict[str, dict] = {}
     by_seed: dict[str, dict[int, float]] = {}
     for f in files.split(","):
