@@ -428,7 +428,7 @@ def _spectral_rr_section(files: str) -> str:
 def _members(meta: dict) -> tuple[str, str]:
     """(short list, markdown bullets) of a shipped run's beat members, from its run.json."""
     g, params = meta["gbm"], meta["train"].get("params", {})
-    boosters = [(k, v) for k, v in params.items() if k != "cnn1d" and k != "block_rule"]
+    boosters = [(k, v) for k, v in params.items() if k not in ("cnn1d", "block_rule")]
     drop = any(v.get("v1_dropout") for _, v in boosters)
     short = [f"{'two' if len(boosters) == 2 else len(boosters)} LightGBM beat boosters"]
     bullets = [f"- `beat_model.txt`: {len(g['beat_features'])} features: RR context as ratios to the record median "
@@ -499,26 +499,29 @@ def cmd_card(args: argparse.Namespace) -> None:
     print(f"wrote {run / 'MODEL_CARD.md'}")
 
 
+def _merge_cv(files: str, *, folds: bool = False) -> dict:
+    """One CV document from a comma list of ``cv`` JSON outputs: their candidates merged (a later file wins), the
+    protocol (and the fold list when ``folds``) of the last."""
+    out: dict = {"candidates": {}}
+    for f in files.split(","):
+        part = json.loads(Path(f).read_text())
+        out["protocol"] = part.get("protocol")
+        if folds:
+            out["folds"] = part["folds"]
+        out["candidates"].update(part["candidates"])
+    return out
+
+
 def cmd_ship(args: argparse.Namespace) -> None:
     import datetime as dt
 
-    import keras
     import lightgbm
 
     from ecg_core.core.atomic import atomic_write_json, atomic_write_text
 
     run = Path(args.run)
     meta = json.loads((run / "run.json").read_text())
-    cv5 = {"candidates": {}}
-    for f in args.cv5.split(","):
-        part = json.loads(Path(f).read_text())
-        cv5["protocol"], cv5["folds"] = part["protocol"], part["folds"]
-        cv5["candidates"].update(part["candidates"])
-    loro = {"candidates": {}}
-    for f in args.loro.split(","):
-        part = json.loads(Path(f).read_text())
-        loro["protocol"] = part.get("protocol")
-        loro["candidates"].update(part["candidates"])
+    cv5, loro = _merge_cv(args.cv5, folds=True), _merge_cv(args.loro)
     chosen, chosen5 = args.candidate, args.candidate_5fold
     lrep, rep5 = loro["candidates"][chosen], cv5["candidates"][chosen5]  # KeyError before any training
     note = json.loads(Path(args.choice_note).read_text()) if args.choice_note else {}
@@ -558,9 +561,12 @@ def cmd_ship(args: argparse.Namespace) -> None:
         "kfold": {"scheme": "record-grouped 5-fold (records whole, DS1 + vfdb-dev)", **_summary(rep5)},
         "loro": {"scheme": "leave-one-record-out (26 folds, DS1 + vfdb-dev)", **_summary(lrep)},
         "cv_file": "cv_loro.json", "cv_5fold_file": "cv_5fold.json", "cv_loro_file": "cv_loro.json",
-        "versions": {"lightgbm": lightgbm.__version__, "python": sys.version.split()[0],
-                     **({"keras": keras.__version__} if cnn else {})},
+        "versions": {"lightgbm": lightgbm.__version__, "python": sys.version.split()[0]},
     })
+    if cnn:
+        import keras
+
+        meta["versions"]["keras"] = keras.__version__
     if note:
         meta["choice_note"] = note
     meta["train"]["params"] = {args.gbm: acv.params_of(args.gbm, args.trees).__dict__,
